@@ -1,0 +1,63 @@
+# Every routine task of aiorch. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+GEN := gen/python
+DESCRIPTOR := gen/descriptor.pb
+PROTOS := $(shell find protos -name '*.proto')
+BUF_VERSION := 1.75.0
+BUF := build/buf/node_modules/.bin/buf
+PYTEST_ARGS ?=
+
+.PHONY: help venv gen run test test-fast lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,dev]'
+	# Generated stubs live outside the source tree; a .pth puts them on the venv's path.
+	echo "$(CURDIR)/$(GEN)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aiorch-gen.pth"
+	touch $@
+
+venv: $(STAMP) ## Create the virtual environment and install everything
+
+gen/.stamp: $(STAMP) $(PROTOS) tools/gen_protos.py
+	$(PY) tools/gen_protos.py --out $(GEN) --descriptor $(DESCRIPTOR)
+	touch $@
+
+gen: gen/.stamp ## Generate Python stubs, type stubs and the Envoy descriptor set from protos/
+
+run: gen ## Start the whole platform locally in the foreground (Ctrl-C stops it)
+	$(BIN)/aiorch dev up
+
+test: gen lint ## Install what is missing, lint, and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: gen ## Run the tests without linting
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(BUF):
+	mkdir -p build/buf
+	npm install --silent --no-audit --no-fund --prefix build/buf @bufbuild/buf@$(BUF_VERSION)
+
+lint: gen $(BUF) ## ruff, mypy and buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(PY) tools/gen_protos.py --buf-workspace build/buf-workspace
+	cd build/buf-workspace && $(CURDIR)/$(BUF) lint --path aiorch
+
+fmt: $(STAMP) ## Format and autofix the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove generated code and build outputs (keeps .venv and .state)
+	rm -rf gen build

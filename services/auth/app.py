@@ -1,0 +1,85 @@
+"""Composition root of the auth service: settings in, a runnable ServiceApp out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiorch.auth.v1 import profiles_pb2_grpc, settings_pb2_grpc, tokens_pb2_grpc
+
+from services.auth.handlers import ProfileServicer, SettingsServicer, TokenServicer
+from services.auth.keys import load_signing_key
+from services.auth.passwords import Passwords
+from services.auth.profiles import ProfileDirectory
+from services.auth.settings_store import SettingsStore
+from services.auth.throttle import LoginThrottle, ThrottlePolicy
+from services.auth.tokens import TokenIssuer, TokenLifetimes
+from services.common.config import AuthSettings
+from services.common.db import Database, make_engine
+from services.common.identity import TokenVerifier
+from services.common.peer import parse_networks
+from services.common.server import ServiceApp, Servicer
+
+TOKEN_SERVICE = "aiorch.auth.v1.TokenService"
+PUBLIC_METHODS = frozenset(
+    f"/{TOKEN_SERVICE}/{name}"
+    for name in ("ObtainToken", "RefreshToken", "VerifyToken", "RevokeToken", "GetJwks")
+)
+
+
+def passwords_from(settings: AuthSettings) -> Passwords:
+    """The password hasher with the configured argon2id cost."""
+    return Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+
+
+def build_app(settings: AuthSettings) -> ServiceApp:
+    """Wire the auth service's domain objects and servicers."""
+    db = Database(make_engine(settings.database_url, settings.db_pool_size))
+    key = load_signing_key(settings.jwt_private_key_file)
+    verifier = TokenVerifier(key.public, settings.jwt_issuer, settings.jwt_audience)
+    passwords = passwords_from(settings)
+    throttle = LoginThrottle(
+        ThrottlePolicy(
+            window=timedelta(seconds=settings.login_failure_window_seconds),
+            max_per_user=settings.login_max_failures_per_user,
+            max_per_address=settings.login_max_failures_per_address,
+        )
+    )
+    issuer = TokenIssuer(
+        db,
+        key,
+        verifier,
+        passwords,
+        throttle,
+        TokenLifetimes(
+            access=timedelta(seconds=settings.access_token_ttl_seconds),
+            refresh=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        ),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+    )
+
+    async def close_db() -> None:
+        db.dispose()
+
+    return ServiceApp(
+        name="auth",
+        servicers=[
+            Servicer(
+                TOKEN_SERVICE,
+                TokenServicer(issuer, parse_networks(settings.trusted_proxies)),
+                tokens_pb2_grpc.add_TokenServiceServicer_to_server,
+            ),
+            Servicer(
+                "aiorch.auth.v1.ProfileService",
+                ProfileServicer(ProfileDirectory(db, passwords)),
+                profiles_pb2_grpc.add_ProfileServiceServicer_to_server,
+            ),
+            Servicer(
+                "aiorch.auth.v1.SettingsService",
+                SettingsServicer(SettingsStore(db)),
+                settings_pb2_grpc.add_SettingsServiceServicer_to_server,
+            ),
+        ],
+        public_methods=PUBLIC_METHODS,
+        on_shutdown=[close_db],
+    )

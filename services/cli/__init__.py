@@ -1,0 +1,1 @@
+"""The `aiorch` command: run services, migrate, manage users, start the local stack."""

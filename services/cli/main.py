@@ -1,0 +1,204 @@
+"""`aiorch`: one command inside every image for running and operating the platform."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.common.errors import DomainError
+
+app = typer.Typer(
+    help="aiorch: run services, migrate the database, manage users, start the local stack.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dev = typer.Typer(help="Developer commands.", no_args_is_help=True)
+app.add_typer(dev, name="dev")
+
+# Services whose schema this release migrates, in dependency order.
+MIGRATED_SERVICES = ("auth",)
+SERVICES = ("auth",)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _directory():  # type: ignore[no-untyped-def]
+    from services.auth.app import passwords_from  # noqa: PLC0415 - keeps `aiorch --help` fast
+    from services.auth.profiles import ProfileDirectory  # noqa: PLC0415
+    from services.common.config import AuthSettings  # noqa: PLC0415
+    from services.common.db import Database, make_engine  # noqa: PLC0415
+
+    settings = AuthSettings()
+    return ProfileDirectory(Database(make_engine(settings.database_url, 1)), passwords_from(settings))
+
+
+def _password(password: str | None, env: str) -> str:
+    if password:
+        return password
+    if os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        _fail(f"give --password or set {env}")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@app.command()
+def serve(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]) -> None:
+    """Run one service in the foreground until SIGTERM (configured by AIORCH_* variables)."""
+    from services.common.config import AuthSettings  # noqa: PLC0415
+    from services.common.logging import configure_logging  # noqa: PLC0415
+    from services.common.server import run_service  # noqa: PLC0415
+
+    if service not in SERVICES:
+        _fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
+    settings = AuthSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    from services.auth.app import build_app  # noqa: PLC0415
+
+    asyncio.run(run_service(build_app(settings), settings))
+
+
+@app.command()
+def migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to migrate (default: all).")] = None,
+) -> None:
+    """Bring each service's database schema to the latest revision."""
+    from services.common.config import ServiceSettings  # noqa: PLC0415
+    from services.common.migrations import upgrade  # noqa: PLC0415
+
+    chosen = services or list(MIGRATED_SERVICES)
+    unknown = set(chosen) - set(MIGRATED_SERVICES)
+    if unknown:
+        _fail(f"no migrations for {', '.join(sorted(unknown))}", 2)
+    url = ServiceSettings().database_url
+    for service in chosen:
+        upgrade(service, url)
+        typer.echo(f"migrated {service}")
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, editor or viewer.")] = "viewer",
+    email: Annotated[str, typer.Option(help="Contact address.")] = "",
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password: Annotated[
+        str | None, typer.Option(help="Password (else AIORCH_NEW_PASSWORD, else a prompt).")
+    ] = None,
+) -> None:
+    """Create a user."""
+    from services.auth.profiles import NewProfile  # noqa: PLC0415
+
+    secret = _password(password, "AIORCH_NEW_PASSWORD")
+    try:
+        view = _directory().create(None, NewProfile(username, role, secret, email, name))
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"created {view.username} ({view.role.value}) id={view.id}")
+
+
+@app.command("set-role")
+def set_role(username: str, role: str) -> None:
+    """Change a user's role."""
+    try:
+        view = _directory().set_role(username, role)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"{view.username} is now {view.role.value}")
+
+
+@app.command("set-password")
+def set_password(
+    username: str,
+    password: Annotated[
+        str | None, typer.Option(help="New password (else AIORCH_NEW_PASSWORD, else a prompt).")
+    ] = None,
+) -> None:
+    """Set a user's password; their sessions end."""
+    secret = _password(password, "AIORCH_NEW_PASSWORD")
+    try:
+        _directory().set_password(None, username, "", secret)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"password of {username} changed")
+
+
+@app.command()
+def deactivate(username: str) -> None:
+    """Deactivate a user: no login, no refresh, sessions revoked."""
+    try:
+        _directory().set_active(username, active=False)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"{username} deactivated")
+
+
+@app.command()
+def activate(username: str) -> None:
+    """Let a deactivated user log in again."""
+    try:
+        _directory().set_active(username, active=True)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"{username} activated")
+
+
+@app.command("bootstrap-admin")
+def bootstrap_admin(
+    username: Annotated[str, typer.Option(help="Login name of the first admin.")] = "admin",
+) -> None:
+    """Create the first admin if missing; password from AIORCH_ADMIN_PASSWORD, else generated and printed once."""
+    from services.auth.profiles import NewProfile  # noqa: PLC0415
+
+    directory = _directory()
+    if directory.exists(username):
+        typer.echo(f"user {username} exists")
+        return
+    password = os.environ.get("AIORCH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    directory.create(None, NewProfile(username, "admin", password))
+    if os.environ.get("AIORCH_ADMIN_PASSWORD"):
+        typer.echo(f"created admin {username} with the password from AIORCH_ADMIN_PASSWORD")
+    else:
+        typer.echo(f"created admin {username} with generated password: {password}")
+
+
+@app.command("generate-keys")
+def generate_keys(
+    private: Annotated[Path, typer.Option(help="Where to write the private key (PEM).")],
+    public: Annotated[Path, typer.Option(help="Where to write the public key (PEM).")],
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Create the Ed25519 key pair that signs tokens."""
+    from services.auth.keys import generate_key_pair  # noqa: PLC0415
+
+    if private.exists() and not force:
+        _fail(f"{private} exists; pass --force to replace it")
+    key = generate_key_pair(private, public)
+    typer.echo(f"wrote {private} and {public} (kid {key.kid})")
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start Postgres, NATS, every service and Envoy locally in the foreground; Ctrl-C stops them all.
+
+    Reads AIORCH_STATE_DIR (default .state), AIORCH_GATEWAY_PORT (default 8080),
+    DATABASE_URL and NATS_URL (use those servers instead of starting them) and
+    AIORCH_ADMIN_PASSWORD (the first admin's password).
+    """
+    from services.devstack.stack import run_foreground  # noqa: PLC0415
+
+    raise typer.Exit(run_foreground())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `aiorch` console script."""
+    app(args=argv)

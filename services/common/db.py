@@ -1,0 +1,60 @@
+"""SQLAlchemy 2 engine and transactions on psycopg2.
+
+Handlers run the synchronous domain code in a worker thread (`asyncio.to_thread`), so
+the event loop that serves gRPC streams never blocks on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Engine, create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from services.common.errors import Unavailable
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def like_pattern(text: str) -> str:
+    """A `%text%` ILIKE pattern in which the user's own % and _ match literally (escape is \\)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class Base(DeclarativeBase):
+    """Declarative base; each service's models set `__table_args__ = {"schema": ...}`."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine whose pool checks connections before use, so a database restart heals itself."""
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class Database:
+    """Hands out sessions; one instance per process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any error."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise Unavailable("the database is unavailable, try again") from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

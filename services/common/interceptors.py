@@ -1,0 +1,202 @@
+"""Cross-cutting RPC concerns as small interceptors: metrics, error translation, authentication.
+
+Each one wraps the method handler's behavior in an async context manager, so it sees
+unary and streaming calls alike and runs in the task that serves the call (which is
+what makes the caller context variable visible to the handler).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from services.common import errors, metrics
+from services.common.identity import Caller, TokenVerifier
+from services.common.logging import get_logger
+from services.common.status import status_for
+
+log = get_logger(__name__)
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("aiorch_caller", default=None)
+
+Around = Callable[[str, aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the RPC being served."""
+    caller = _caller.get()
+    if caller is None:
+        raise errors.Unauthenticated("authentication required")
+    return caller
+
+
+def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming and handler.response_streaming:
+        return "bidi_stream"
+    if handler.request_streaming:
+        return "client_stream"
+    if handler.response_streaming:
+        return "server_stream"
+    return "unary"
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+    """A handler like `handler` whose behavior runs inside `around(method, context)`."""
+    if handler.response_streaming:
+        inner_stream = handler.stream_stream if handler.request_streaming else handler.unary_stream
+
+        async def streaming(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with around(method, context):
+                async for response in inner_stream(request, context):
+                    yield response
+
+        factory = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_stream_rpc_method_handler
+        )
+        return factory(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    inner_unary: Callable[[Any, Any], Awaitable[Any]] = (
+        handler.stream_unary if handler.request_streaming else handler.unary_unary
+    )
+
+    async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        async with around(method, context):
+            return await inner_unary(request, context)
+        raise AssertionError("unreachable")  # pragma: no cover - the context manager never swallows
+
+    factory_u = (
+        grpc.stream_unary_rpc_method_handler
+        if handler.request_streaming
+        else grpc.unary_unary_rpc_method_handler
+    )
+    return factory_u(
+        unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class _AroundInterceptor(aio.ServerInterceptor):
+    """Base: subclasses give `around`; handlers of other interceptors' services pass through."""
+
+    def around(
+        self, method: str, context: aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap(handler, handler_call_details.method, self.around)
+
+
+class MetricsInterceptor(_AroundInterceptor):
+    """Counts RPCs by service, method and code, and times them."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, str] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        self._types[handler_call_details.method] = _rpc_type(handler)
+        return _wrap(handler, handler_call_details.method, self.around)
+
+    @asynccontextmanager
+    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        service, _, name = method.lstrip("/").rpartition("/")
+        rpc_type = self._types.get(method, "unary")
+        metrics.RPC_STARTED.labels(service, name, rpc_type).inc()
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            if code is grpc.StatusCode.OK and context.code() is not None:
+                code = context.code()
+            metrics.RPC_HANDLED.labels(service, name, rpc_type, _code_name(code)).inc()
+            metrics.RPC_SECONDS.labels(service, name, rpc_type).observe(time.perf_counter() - started)
+
+
+def _code_name(code: Any) -> str:
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return str(code)
+
+
+class ErrorInterceptor(_AroundInterceptor):
+    """Turns domain errors into statuses and hides unexpected ones behind INTERNAL."""
+
+    @asynccontextmanager
+    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        try:
+            yield
+        except errors.DomainError as exc:
+            await context.abort_with_status(status_for(exc))
+        except aio.AbortError:
+            raise
+        except Exception:
+            # The stack trace goes to the log, never to the caller.
+            log.exception("unhandled error", method=method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class AuthInterceptor(_AroundInterceptor):
+    """Verifies the bearer token of every call except the public methods and sets the caller."""
+
+    PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str] = frozenset()) -> None:
+        self._verifier = verifier
+        self._public = public_methods
+
+    def _is_public(self, method: str) -> bool:
+        return method in self._public or method.startswith(self.PUBLIC_PREFIXES)
+
+    @asynccontextmanager
+    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        if self._is_public(method):
+            yield
+            return
+        caller = self._verifier.caller(_bearer_token(context))
+        token = _caller.set(caller)
+        try:
+            yield
+        finally:
+            _caller.reset(token)
+
+
+def _bearer_token(context: aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise errors.Unauthenticated("authorization must be 'Bearer <access token>'")
+            return token.strip()
+    raise errors.Unauthenticated("authentication required: send 'authorization: Bearer <access token>'")

@@ -1,0 +1,321 @@
+"""Start and stop the whole platform locally: the same code serves `make run` and the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.error import URLError
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.render import GatewayConfig, render, upstream
+from services.auth.keys import generate_key_pair, load_signing_key
+from services.devstack.postgres import start_postgres
+from services.devstack.supervisor import Supervisor, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+VENV_BIN = Path(sys.executable).parent
+SERVICES = ("auth",)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (so two stacks can run side by side)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class StackConfig:
+    """What to start and where."""
+
+    state_dir: Path
+    gateway_port: int = 8080
+    database_url: str | None = None
+    nats_url: str | None = None
+    admin_password: str | None = None
+    # Extra AIORCH_* variables for every service (tests shorten lifetimes and hashing cost).
+    service_env: dict[str, str] = field(default_factory=dict)
+    # Children log to files under state_dir/logs instead of this terminal.
+    log_to_files: bool = False
+    durable_postgres: bool = True
+
+
+@dataclass
+class Endpoints:
+    """Where the running stack listens."""
+
+    gateway_url: str
+    gateway_port: int
+    gateway_admin_port: int
+    database_url: str
+    nats_url: str
+    grpc: dict[str, str]
+    metrics: dict[str, int]
+    public_key: Path
+    private_key: Path
+    admin_username: str
+    admin_password: str | None
+
+
+class LocalStack:
+    """Postgres, NATS, the services and Envoy, started in order and stopped in reverse."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.state_dir = config.state_dir.resolve()
+        logs = self.state_dir / "logs" if config.log_to_files else None
+        self.supervisor = Supervisor(logs)
+        self.endpoints: Endpoints | None = None
+
+    def _keys(self) -> tuple[Path, Path, Path]:
+        keys = self.state_dir / "keys"
+        private, public, jwks = keys / "jwt-private.pem", keys / "jwt-public.pem", keys / "jwks.json"
+        key = load_signing_key(private) if private.exists() else generate_key_pair(private, public)
+        jwks.write_text(json.dumps({"keys": [key.jwk()]}))
+        return private, public, jwks
+
+    def _nats(self) -> str:
+        if self.config.nats_url:
+            return self.config.nats_url
+        port = free_port()
+        store = self.state_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        self.supervisor.start(
+            "nats",
+            [str(VENV_BIN / "nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)],
+        )
+        wait_until(lambda: _port_open(port), 15, "nats-server")
+        return f"nats://127.0.0.1:{port}"
+
+    def _service_env(
+        self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str
+    ) -> dict[str, str]:
+        private, public, _ = self._keys_paths
+        env = {
+            **os.environ,
+            "DATABASE_URL": db,
+            "NATS_URL": nats,
+            "AIORCH_GRPC_HOST": "127.0.0.1",
+            "AIORCH_GRPC_PORT": str(grpc_port),
+            "AIORCH_METRICS_PORT": str(metrics_port),
+            "AIORCH_JWT_PUBLIC_KEY_FILE": str(public),
+            "AIORCH_JWT_PRIVATE_KEY_FILE": str(private),
+            "AIORCH_SHUTDOWN_GRACE_SECONDS": "3",
+            "AIORCH_LOG_FORMAT": "json" if self.config.log_to_files else "console",
+            **self.config.service_env,
+        }
+        env.pop("AIORCH_ADMIN_PASSWORD", None)
+        return env
+
+    def start(self) -> Endpoints:
+        """Start everything; on any failure stop what already started and re-raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Endpoints:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._keys_paths = self._keys()
+        private, public, jwks = self._keys_paths
+        database_url = self.config.database_url or start_postgres(
+            self.supervisor, self.state_dir / "postgres", free_port(), durable=self.config.durable_postgres
+        )
+        nats_url = self._nats()
+        self._migrate_and_bootstrap(database_url)
+        admin_password = self._bootstrap_admin(database_url)
+
+        grpc_ports: dict[str, str] = {}
+        metrics_ports: dict[str, int] = {}
+        for name in SERVICES:
+            port, metrics_port = free_port(), free_port()
+            env = self._service_env(name, port, metrics_port, database_url, nats_url)
+            self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "serve", name], env=env, cwd=ROOT)
+            grpc_ports[name] = f"127.0.0.1:{port}"
+            metrics_ports[name] = metrics_port
+        for name, address in grpc_ports.items():
+            wait_until(lambda a=address: _serving(a), 60, f"the {name} service")  # type: ignore[misc]
+
+        gateway_port = self.config.gateway_port or free_port()
+        admin_port = free_port()
+        envoy_config = self.state_dir / "envoy.yaml"
+        envoy_config.write_text(
+            render(
+                GatewayConfig(
+                    gateway_port=gateway_port,
+                    admin_port=admin_port,
+                    descriptor_path=DESCRIPTOR,
+                    jwks_path=jwks,
+                    upstreams=[
+                        upstream(name, "127.0.0.1", int(addr.rsplit(":", 1)[1]))
+                        for name, addr in grpc_ports.items()
+                    ],
+                    listen_address="127.0.0.1",
+                )
+            )
+        )
+        self.supervisor.start(
+            "envoy",
+            [
+                str(VENV_BIN / "envoy"),
+                "-c",
+                str(envoy_config),
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+            ],
+        )
+        wait_until(lambda: _envoy_ready(admin_port), 30, "Envoy")
+        self.endpoints = Endpoints(
+            gateway_url=f"http://127.0.0.1:{gateway_port}",
+            gateway_port=gateway_port,
+            gateway_admin_port=admin_port,
+            database_url=database_url,
+            nats_url=nats_url,
+            grpc=grpc_ports,
+            metrics=metrics_ports,
+            public_key=public,
+            private_key=private,
+            admin_username="admin",
+            admin_password=admin_password,
+        )
+        return self.endpoints
+
+    def _migrate_and_bootstrap(self, database_url: str) -> None:
+        from services.common.migrations import upgrade  # noqa: PLC0415
+
+        for name in SERVICES:
+            upgrade(name, database_url)
+
+    def _bootstrap_admin(self, database_url: str) -> str | None:
+        """Create `admin` on first run; return its password when this run chose or was given it."""
+        from services.auth.app import passwords_from  # noqa: PLC0415
+        from services.auth.profiles import NewProfile, ProfileDirectory  # noqa: PLC0415
+        from services.common.config import AuthSettings  # noqa: PLC0415
+        from services.common.db import Database, make_engine  # noqa: PLC0415
+
+        settings = AuthSettings(**_auth_overrides(self.config.service_env))
+        db = Database(make_engine(database_url, 1))
+        try:
+            directory = ProfileDirectory(db, passwords_from(settings))
+            if directory.exists("admin"):
+                return self.config.admin_password
+            import secrets  # noqa: PLC0415
+
+            password = self.config.admin_password or secrets.token_urlsafe(12)
+            directory.create(None, NewProfile("admin", "admin", password))
+            return password
+        finally:
+            db.dispose()
+
+    def stop(self) -> None:
+        """Stop every process this stack started."""
+        self.supervisor.stop_all()
+
+
+def _auth_overrides(service_env: dict[str, str]) -> dict[str, object]:
+    prefix = "AIORCH_"
+    wanted = {"argon2_time_cost", "argon2_memory_kib", "argon2_parallelism"}
+    out: dict[str, object] = {}
+    for key, value in service_env.items():
+        name = key.removeprefix(prefix).lower()
+        if key.startswith(prefix) and name in wanted:
+            out[name] = int(value)
+    return out
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def _serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def _envoy_ready(admin_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:  # noqa: S310
+            return bool(reply.status == 200)
+    except (URLError, OSError):
+        return False
+
+
+def run_foreground() -> int:
+    """`make run`: start the stack, print where it listens, wait for Ctrl-C or SIGTERM, stop it all."""
+    env = os.environ
+    state_dir = Path(env.get("AIORCH_STATE_DIR", str(ROOT / ".state")))
+    config = StackConfig(
+        state_dir=state_dir,
+        gateway_port=int(env.get("AIORCH_GATEWAY_PORT", "8080")),
+        database_url=env.get("DATABASE_URL"),
+        nats_url=env.get("NATS_URL"),
+        admin_password=env.get("AIORCH_ADMIN_PASSWORD"),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = LocalStack(config)
+    print(f"starting aiorch (state in {stack.state_dir}) ...", flush=True)
+    try:
+        ep = stack.start()
+    except (TimeoutError, OSError) as exc:
+        print(f"could not start: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(ep)
+    code = 0
+    while not stop.wait(0.5):
+        dead = stack.supervisor.exited()
+        if dead:
+            print(f"stopping: {', '.join(f'{n} exited with {c}' for n, c in dead)}", file=sys.stderr)
+            code = 1
+            break
+    print("stopping ...", flush=True)
+    stack.stop()
+    print("stopped", flush=True)
+    return code
+
+
+def _print_summary(ep: Endpoints) -> None:
+    lines = [
+        "",
+        "aiorch is running. Ctrl-C stops everything.",
+        f"  gateway (REST, gRPC, gRPC-web): {ep.gateway_url}",
+        f"  gateway admin and Envoy stats: http://127.0.0.1:{ep.gateway_admin_port}/stats/prometheus",
+        *(
+            f"  {name} gRPC: {addr}   metrics: http://127.0.0.1:{ep.metrics[name]}/metrics"
+            for name, addr in ep.grpc.items()
+        ),
+        f"  PostgreSQL: {ep.database_url}",
+        f"  NATS: {ep.nats_url}",
+        "",
+    ]
+    if ep.admin_password:
+        lines.append(f"  log in as admin / {ep.admin_password}")
+    else:
+        lines.append("  log in as admin with the password chosen on the first run")
+    lines.append(
+        f"  curl -X POST {ep.gateway_url}/api/token/ -H 'content-type: application/json' "
+        f'-d \'{{"username":"admin","password":"{ep.admin_password or "..."}"}}\''
+    )
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,95 @@
+"""Child processes that never outlive the stack: started in order, stopped in reverse."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the stack itself is killed (even with SIGKILL), the kernel ends its children too.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_signal: signal.Signals
+    log: IO[bytes] | None
+
+
+class Supervisor:
+    """Starts processes, watches them, and stops them all (reverse order, SIGKILL after a grace)."""
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self._children: list[Child] = []
+        self._log_dir = log_dir
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv`; output goes to <log_dir>/<name>.log, or to this terminal without a log dir."""
+        log = None
+        if self._log_dir is not None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            log = (self._log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            stdin=subprocess.DEVNULL,
+            user=user,
+            cwd=cwd,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, safe after fork
+            # Own process group: Ctrl-C reaches the stack once, which then stops children in order.
+            start_new_session=True,
+        )
+        self._children.append(Child(name, process, stop_signal, log))
+        return process
+
+    def exited(self) -> list[tuple[str, int]]:
+        """Children that ended on their own, with their exit codes."""
+        return [(c.name, c.process.returncode) for c in self._children if c.process.poll() is not None]
+
+    def stop_all(self, grace: float = 10.0) -> None:
+        """Stop every child, newest first; kill what is still running after `grace` seconds."""
+        for child in reversed(self._children):
+            if child.process.poll() is None:
+                child.process.send_signal(child.stop_signal)
+                try:
+                    child.process.wait(grace)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
+            if child.log:
+                child.log.close()
+        self._children.clear()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `check` until it is true; raise TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} did not become ready within {timeout:.0f} s")
