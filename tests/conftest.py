@@ -1,0 +1,72 @@
+"""One real stack per test session: Postgres, NATS, the services and Envoy on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+
+from services.devstack.stack import Endpoints, LocalStack, StackConfig
+from tests.support import Accounts
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+# Cheap hashing keeps the suite fast; production defaults are in services/common/config.py.
+TEST_SERVICE_ENV = {
+    "AIORCH_ARGON2_TIME_COST": "1",
+    "AIORCH_ARGON2_MEMORY_KIB": "1024",
+    "AIORCH_ARGON2_PARALLELISM": "1",
+    "AIORCH_LOGIN_MAX_FAILURES_PER_USER": "5",
+    "AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS": "10",
+    "AIORCH_LOGIN_FAILURE_WINDOW_SECONDS": "60",
+    "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "300",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    """The running stack's endpoints; stopped at the end of the session."""
+    local = LocalStack(
+        StackConfig(
+            state_dir=tmp_path_factory.mktemp("stack"),
+            gateway_port=0,
+            admin_password=ADMIN_PASSWORD,
+            service_env=TEST_SERVICE_ENV,
+            log_to_files=True,
+            durable_postgres=False,
+        )
+    )
+    endpoints = local.start()
+    try:
+        yield endpoints
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_channel(stack: Endpoints) -> Iterator[grpc.Channel]:
+    """A gRPC channel straight to the auth service."""
+    with grpc.insecure_channel(stack.grpc["auth"]) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def gateway_channel(stack: Endpoints) -> Iterator[grpc.Channel]:
+    """A gRPC channel through Envoy."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack.gateway_port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def http(stack: Endpoints) -> Iterator[httpx.Client]:
+    """An HTTP client for REST calls through Envoy."""
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def accounts(auth_channel: grpc.Channel) -> Accounts:
+    """Creates users with fresh names and logs them in."""
+    return Accounts(auth_channel, ADMIN_PASSWORD)

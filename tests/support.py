@@ -1,0 +1,104 @@
+"""Test helpers: users with unique names, tokens, and token forgery for attack tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass(frozen=True)
+class User:
+    """A user created for one test, with a fresh token pair."""
+
+    id: str
+    username: str
+    role: str
+    password: str
+    access: str
+    refresh: str
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str]]:
+        """gRPC call metadata carrying the access token."""
+        return (("authorization", f"Bearer {self.access}"),)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers carrying the access token."""
+        return {"authorization": f"Bearer {self.access}"}
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Accounts:
+    """Creates users through the real API, as the admin."""
+
+    def __init__(self, channel: grpc.Channel, admin_password: str) -> None:
+        self.tokens = tokens_pb2_grpc.TokenServiceStub(channel)
+        self.profiles = profiles_pb2_grpc.ProfileServiceStub(channel)
+        self.admin_password = admin_password
+        self._admin: User | None = None
+
+    def login(self, username: str, password: str) -> tokens_pb2.TokenPair:
+        """A token pair for the credentials."""
+        return self.tokens.ObtainToken(tokens_pb2.ObtainTokenRequest(username=username, password=password))
+
+    @property
+    def admin(self) -> User:
+        """The bootstrap admin, logged in once."""
+        if self._admin is None:
+            pair = self.login("admin", self.admin_password)
+            me = self.profiles.GetProfile(
+                profiles_pb2.GetProfileRequest(id="me"), metadata=(("authorization", f"Bearer {pair.access}"),)
+            )
+            self._admin = User(me.id, "admin", "admin", self.admin_password, pair.access, pair.refresh)
+        return self._admin
+
+    def create(self, role: str, password: str = PASSWORD) -> User:
+        """A new user with `role`, logged in."""
+        username = unique(role)
+        profile = self.profiles.CreateProfile(
+            profiles_pb2.CreateProfileRequest(username=username, role=role, password=password, name=role.title()),
+            metadata=self.admin.metadata,
+        )
+        pair = self.login(username, password)
+        return User(profile.id, username, role, password, pair.access, pair.refresh)
+
+
+def forge(
+    private_key_file: Path,
+    claims: dict[str, Any] | None = None,
+    *,
+    algorithm: str = "EdDSA",
+    key: Any = None,
+    lifetime: timedelta = timedelta(minutes=5),
+    issued: datetime | None = None,
+) -> str:
+    """A token signed like the real ones (or with another key/algorithm), with claims overridden."""
+    now = issued or datetime.now(UTC)
+    payload: dict[str, Any] = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "iss": "aiorch",
+        "aud": "aiorch",
+        "typ": "access",
+        "jti": str(uuid.uuid4()),
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+    }
+    payload.update(claims or {})
+    signing_key = key if key is not None else load_pem_private_key(private_key_file.read_bytes(), None)
+    return jwt.encode(payload, signing_key, algorithm=algorithm)
