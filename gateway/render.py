@@ -137,6 +137,8 @@ def main() -> None:
     config = GatewayConfig(
         gateway_port=int(env.get("AIORCH_GATEWAY_PORT", "8080")),
         admin_port=int(env.get("AIORCH_GATEWAY_ADMIN_PORT", "9901")),
+        # In a pod the admin port serves Prometheus and the readiness probe, so it binds wider there.
+        admin_address=env.get("AIORCH_GATEWAY_ADMIN_ADDRESS", "127.0.0.1"),
         descriptor_path=Path(env.get("AIORCH_GATEWAY_DESCRIPTOR", "/etc/aiorch/descriptor.pb")),
         jwks_path=Path(env.get("AIORCH_GATEWAY_JWKS", "/etc/aiorch/keys/jwks.json")),
         upstreams=ups,

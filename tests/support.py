@@ -62,7 +62,8 @@ class Accounts:
         if self._admin is None:
             pair = self.login("admin", self.admin_password)
             me = self.profiles.GetProfile(
-                profiles_pb2.GetProfileRequest(id="me"), metadata=(("authorization", f"Bearer {pair.access}"),)
+                profiles_pb2.GetProfileRequest(id="me"),
+                metadata=(("authorization", f"Bearer {pair.access}"),),
             )
             self._admin = User(me.id, "admin", "admin", self.admin_password, pair.access, pair.refresh)
         return self._admin
@@ -71,7 +72,9 @@ class Accounts:
         """A new user with `role`, logged in."""
         username = unique(role)
         profile = self.profiles.CreateProfile(
-            profiles_pb2.CreateProfileRequest(username=username, role=role, password=password, name=role.title()),
+            profiles_pb2.CreateProfileRequest(
+                username=username, role=role, password=password, name=role.title()
+            ),
             metadata=self.admin.metadata,
         )
         pair = self.login(username, password)
@@ -100,5 +103,5 @@ def forge(
         "exp": int((now + lifetime).timestamp()),
     }
     payload.update(claims or {})
-    signing_key = key if key is not None else load_pem_private_key(private_key_file.read_bytes(), None)
+    signing_key: Any = key if key is not None else load_pem_private_key(private_key_file.read_bytes(), None)
     return jwt.encode(payload, signing_key, algorithm=algorithm)

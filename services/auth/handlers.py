@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, settings_pb2, settings_pb2_grpc
-from aiorch.auth.v1 import tokens_pb2, tokens_pb2_grpc
+from aiorch.auth.v1 import (
+    profiles_pb2,
+    profiles_pb2_grpc,
+    settings_pb2,
+    settings_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+)
 from grpc import aio
 
 from services.auth.profiles import NewProfile, ProfileChanges, ProfileDirectory, ProfileView
@@ -118,7 +124,7 @@ class ProfileServicer(profiles_pb2_grpc.ProfileServiceServicer):
         self, request: profiles_pb2.ListProfilesRequest, context: Context
     ) -> profiles_pb2.ListProfilesResponse:
         page = await asyncio.to_thread(
-            self._directory.list,
+            self._directory.list_profiles,
             current_caller(),
             request.page_size,
             request.page_token,
@@ -188,7 +194,7 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
         self, request: settings_pb2.ListSettingsRequest, context: Context
     ) -> settings_pb2.ListSettingsResponse:
         page = await asyncio.to_thread(
-            self._store.list,
+            self._store.list_settings,
             current_caller(),
             request.page_size,
             request.page_token,

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base, utcnow
 
+__all__ = ["SCHEMA", "Base", "LoginFailure", "RefreshToken", "Setting", "User"]
+
 SCHEMA = "auth"
 
 

@@ -164,7 +164,7 @@ class ProfileDirectory:
                 raise NotFound(f"user {username!r} not found")
             return ProfileView.of(user)
 
-    def list(
+    def list_profiles(
         self, caller: Caller, page_size: int, page_token: str, role: str = "", search: str = ""
     ) -> ProfilePage:
         """Admins list every user (filtered); others see only themselves."""
@@ -275,7 +275,7 @@ class ProfileDirectory:
             raise NotFound(f"profile {profile_id!r} not found")
         return user
 
-    def _page(self, statement: Select[tuple[User]], page: Page, query: object) -> ProfilePage:
+    def _page(self, statement: Select[User], page: Page, query: object) -> ProfilePage:
         with self._db.transaction() as session:
             rows = list(session.scalars(statement.offset(page.offset).limit(page.size + 1)))
         has_more = len(rows) > page.size

@@ -18,7 +18,7 @@ from services.auth.models import Setting, User
 from services.auth.profiles import resolve_id
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from services.common.identity import Caller
+from services.common.identity import Caller, Role
 from services.common.pagination import next_page_token, read_page
 
 KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -127,8 +127,10 @@ class SettingPage:
 
 
 def may_write(caller: Caller, owner: uuid.UUID | None) -> bool:
-    """Admins write anything; others only their personal settings."""
-    return caller.is_admin or (owner is not None and owner == caller.user_id)
+    """Admins write anything; editors only their personal settings; viewers never write."""
+    if caller.is_admin:
+        return True
+    return caller.role is not Role.VIEWER and owner is not None and owner == caller.user_id
 
 
 def may_read(caller: Caller, owner: uuid.UUID | None) -> bool:
@@ -152,6 +154,8 @@ class SettingsStore:
         if not may_write(caller, owner):
             if owner is None:
                 raise PermissionDenied("only admins write global settings")
+            if caller.role is Role.VIEWER:
+                raise PermissionDenied("viewers do not write settings")
             raise PermissionDenied("you may only create your own settings")
         try:
             with self._db.transaction() as session:
@@ -176,7 +180,7 @@ class SettingsStore:
         with self._db.transaction() as session:
             return SettingView.of(self._load(session, caller, setting_id))
 
-    def list(
+    def list_settings(
         self,
         caller: Caller,
         page_size: int,
@@ -188,7 +192,7 @@ class SettingsStore:
         """Settings the caller may read, filtered by user, global_only and key."""
         query = {"user": user, "global_only": global_only, "key": key, "caller": str(caller.user_id)}
         page = read_page(page_size, page_token, query)
-        statement: Select[tuple[Setting]] = select(Setting)
+        statement: Select[Setting] = select(Setting)
         if not caller.is_admin:
             statement = statement.where((Setting.user_id.is_(None)) | (Setting.user_id == caller.user_id))
         if global_only:

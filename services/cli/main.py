@@ -7,11 +7,14 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.common.errors import DomainError
+
+if TYPE_CHECKING:
+    from services.auth.profiles import ProfileDirectory
 
 app = typer.Typer(
     help="aiorch: run services, migrate the database, manage users, start the local stack.",
@@ -31,7 +34,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _directory():  # type: ignore[no-untyped-def]
+def _directory() -> ProfileDirectory:
     from services.auth.app import passwords_from  # noqa: PLC0415 - keeps `aiorch --help` fast
     from services.auth.profiles import ProfileDirectory  # noqa: PLC0415
     from services.common.config import AuthSettings  # noqa: PLC0415
@@ -156,7 +159,7 @@ def activate(username: str) -> None:
 def bootstrap_admin(
     username: Annotated[str, typer.Option(help="Login name of the first admin.")] = "admin",
 ) -> None:
-    """Create the first admin if missing; password from AIORCH_ADMIN_PASSWORD, else generated and printed once."""
+    """Create the first admin if missing (password: AIORCH_ADMIN_PASSWORD, else generated and printed)."""
     from services.auth.profiles import NewProfile  # noqa: PLC0415
 
     directory = _directory()
@@ -164,7 +167,10 @@ def bootstrap_admin(
         typer.echo(f"user {username} exists")
         return
     password = os.environ.get("AIORCH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    directory.create(None, NewProfile(username, "admin", password))
+    try:
+        directory.create(None, NewProfile(username, "admin", password))
+    except DomainError as exc:
+        _fail(exc.message)
     if os.environ.get("AIORCH_ADMIN_PASSWORD"):
         typer.echo(f"created admin {username} with the password from AIORCH_ADMIN_PASSWORD")
     else:

@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=20.0, description="On SIGTERM, how long in-flight calls may finish before they are cut."
     )
+    drain_delay_seconds: float = Field(
+        default=5.0,
+        description="On SIGTERM, how long to answer NOT_SERVING before refusing calls.",
+    )
     jwt_public_key_file: Path = Field(
         default=Path("/etc/aiorch/keys/jwt-public.pem"),
         description="PEM public key that verifies access tokens.",

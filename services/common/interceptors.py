@@ -25,7 +25,10 @@ log = get_logger(__name__)
 
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("aiorch_caller", default=None)
 
-Around = Callable[[str, aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
+# The installed grpc stubs predate grpc.aio's full typing, so handlers and contexts are Any here.
+Handler = Any
+Context = Any
+Around = Callable[[str, Context], AbstractAsyncContextManager[None]]
 
 
 def current_caller() -> Caller:
@@ -36,7 +39,7 @@ def current_caller() -> Caller:
     return caller
 
 
-def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+def _rpc_type(handler: Handler) -> str:
     if handler.request_streaming and handler.response_streaming:
         return "bidi_stream"
     if handler.request_streaming:
@@ -46,12 +49,12 @@ def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
     return "unary"
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+def _wrap(handler: Handler, method: str, around: Around) -> Handler:
     """A handler like `handler` whose behavior runs inside `around(method, context)`."""
     if handler.response_streaming:
         inner_stream = handler.stream_stream if handler.request_streaming else handler.unary_stream
 
-        async def streaming(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(method, context):
                 async for response in inner_stream(request, context):
                     yield response
@@ -67,11 +70,9 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.R
             response_serializer=handler.response_serializer,
         )
 
-    inner_unary: Callable[[Any, Any], Awaitable[Any]] = (
-        handler.stream_unary if handler.request_streaming else handler.unary_unary
-    )
+    inner_unary = handler.stream_unary if handler.request_streaming else handler.unary_unary
 
-    async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def unary(request: Any, context: Context) -> Any:
         async with around(method, context):
             return await inner_unary(request, context)
         raise AssertionError("unreachable")  # pragma: no cover - the context manager never swallows
@@ -88,19 +89,17 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.R
     )
 
 
-class _AroundInterceptor(aio.ServerInterceptor):
+class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Base: subclasses give `around`; handlers of other interceptors' services pass through."""
 
-    def around(
-        self, method: str, context: aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
+    def around(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -115,9 +114,9 @@ class MetricsInterceptor(_AroundInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -125,7 +124,7 @@ class MetricsInterceptor(_AroundInterceptor):
         return _wrap(handler, handler_call_details.method, self.around)
 
     @asynccontextmanager
-    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         service, _, name = method.lstrip("/").rpartition("/")
         rpc_type = self._types.get(method, "unary")
         metrics.RPC_STARTED.labels(service, name, rpc_type).inc()
@@ -153,7 +152,7 @@ class ErrorInterceptor(_AroundInterceptor):
     """Turns domain errors into statuses and hides unexpected ones behind INTERNAL."""
 
     @asynccontextmanager
-    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         try:
             yield
         except errors.DomainError as exc:
@@ -179,7 +178,7 @@ class AuthInterceptor(_AroundInterceptor):
         return method in self._public or method.startswith(self.PUBLIC_PREFIXES)
 
     @asynccontextmanager
-    async def around(self, method: str, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
         if self._is_public(method):
             yield
             return
@@ -191,7 +190,7 @@ class AuthInterceptor(_AroundInterceptor):
             _caller.reset(token)
 
 
-def _bearer_token(context: aio.ServicerContext[Any, Any]) -> str:
+def _bearer_token(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             text = value.decode() if isinstance(value, bytes) else value

@@ -22,7 +22,7 @@ RPC_SECONDS = Histogram(
 )
 
 
-def serve_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
+def serve_metrics(port: int, host: str) -> None:
     """Expose /metrics on `port` in a background thread; 0 turns it off."""
     if port:
         start_http_server(port, addr=host)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +39,11 @@ class ServiceApp:
     name: str
     servicers: Sequence[Servicer]
     public_methods: frozenset[str] = frozenset()
-    background: Sequence[Callable[[], Awaitable[None]]] = ()
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server, health.aio.HealthServicer]:
+def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server, Any]:
     """A server with every servicer, health and reflection mounted, not yet started."""
     verifier = TokenVerifier(
         load_public_key(settings.jwt_public_key_file), settings.jwt_issuer, settings.jwt_audience
@@ -61,7 +61,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
     )
     for servicer in app.servicers:
         servicer.register(servicer.implementation, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [s.name for s in app.servicers]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -73,7 +73,7 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     server, health_servicer = build_server(app, settings)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     server.add_insecure_port(address)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.grpc_host)
     await server.start()
     for name in ["", *(s.name for s in app.servicers)]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -89,6 +89,7 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     log.info("draining", service=app.name, grace_seconds=settings.shutdown_grace_seconds)
     # Readiness probes and Envoy's health checks see NOT_SERVING first and stop routing here.
     await health_servicer.enter_graceful_shutdown()
+    await asyncio.sleep(settings.drain_delay_seconds)
     await server.stop(settings.shutdown_grace_seconds)
     for task in tasks:
         task.cancel()

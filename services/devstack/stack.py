@@ -112,6 +112,7 @@ class LocalStack:
             "AIORCH_JWT_PUBLIC_KEY_FILE": str(public),
             "AIORCH_JWT_PRIVATE_KEY_FILE": str(private),
             "AIORCH_SHUTDOWN_GRACE_SECONDS": "3",
+            "AIORCH_DRAIN_DELAY_SECONDS": "0",
             "AIORCH_LOG_FORMAT": "json" if self.config.log_to_files else "console",
             **self.config.service_env,
         }
@@ -206,12 +207,19 @@ class LocalStack:
         from services.common.config import AuthSettings  # noqa: PLC0415
         from services.common.db import Database, make_engine  # noqa: PLC0415
 
-        settings = AuthSettings(**_auth_overrides(self.config.service_env))
+        # The same AIORCH_* values the services get, so the admin's hash uses their argon2 cost.
+        given = {
+            key.removeprefix("AIORCH_").lower(): value
+            for key, value in self.config.service_env.items()
+            if key.startswith("AIORCH_")
+        }
+        settings = AuthSettings.model_validate(given)
         db = Database(make_engine(database_url, 1))
         try:
             directory = ProfileDirectory(db, passwords_from(settings))
             if directory.exists("admin"):
-                return self.config.admin_password
+                # Its password was chosen on an earlier run; the variable no longer changes it.
+                return None
             import secrets  # noqa: PLC0415
 
             password = self.config.admin_password or secrets.token_urlsafe(12)
@@ -223,17 +231,6 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process this stack started."""
         self.supervisor.stop_all()
-
-
-def _auth_overrides(service_env: dict[str, str]) -> dict[str, object]:
-    prefix = "AIORCH_"
-    wanted = {"argon2_time_cost", "argon2_memory_kib", "argon2_parallelism"}
-    out: dict[str, object] = {}
-    for key, value in service_env.items():
-        name = key.removeprefix(prefix).lower()
-        if key.startswith(prefix) and name in wanted:
-            out[name] = int(value)
-    return out
 
 
 def _port_open(port: int) -> bool:
@@ -255,7 +252,7 @@ def _serving(address: str) -> bool:
 
 def _envoy_ready(admin_port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:
             return bool(reply.status == 200)
     except (URLError, OSError):
         return False
@@ -279,7 +276,7 @@ def run_foreground() -> int:
     print(f"starting aiorch (state in {stack.state_dir}) ...", flush=True)
     try:
         ep = stack.start()
-    except (TimeoutError, OSError) as exc:
+    except Exception as exc:  # the operator needs the reason, not a traceback
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
     _print_summary(ep)

@@ -21,7 +21,13 @@ def run(stack: Endpoints, *args: str, password: str | None = None) -> subprocess
     if password:
         env["AIORCH_NEW_PASSWORD"] = password
     return subprocess.run(
-        [AIORCH, *args], env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+        [AIORCH, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
@@ -31,7 +37,9 @@ def test_help_lists_the_admin_commands() -> None:
         assert command in out
 
 
-def test_operator_creates_promotes_resets_and_deactivates_a_user(stack: Endpoints, http: httpx.Client) -> None:
+def test_operator_creates_promotes_resets_and_deactivates_a_user(
+    stack: Endpoints, http: httpx.Client
+) -> None:
     name = unique("ops")
     created = run(stack, "create-user", name, "--role", "viewer", password="first password")
     assert created.returncode == 0, created.stderr

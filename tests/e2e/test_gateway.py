@@ -13,6 +13,7 @@ from services.devstack.stack import Endpoints
 from tests.integration.test_jwt_attacks import ATTACKS
 from tests.support import Accounts, User, unique
 
+
 def login(http: httpx.Client, username: str, password: str, path: str = "/api/token/") -> httpx.Response:
     return http.post(path, json={"username": username, "password": password})
 
@@ -85,7 +86,12 @@ def test_forged_tokens_are_401_through_the_gateway(
 
 def test_profiles_crud_follows_the_role_matrix(http: httpx.Client, accounts: Accounts) -> None:
     admin, editor = accounts.admin, accounts.create("editor")
-    new = {"username": unique("rest"), "password": "rest password", "role": "viewer", "email": "r@example.com"}
+    new = {
+        "username": unique("rest"),
+        "password": "rest password",
+        "role": "viewer",
+        "email": "r@example.com",
+    }
     assert http.post("/api/profiles/", json=new, headers=editor.headers).status_code == 403
     created = http.post("/api/profiles/", json=new, headers=admin.headers)
     assert created.status_code == 200
@@ -93,7 +99,12 @@ def test_profiles_crud_follows_the_role_matrix(http: httpx.Client, accounts: Acc
     assert profile["role"] == "viewer"
     assert "password" not in profile and "password_hash" not in profile
     assert http.post("/api/profiles/", json=new, headers=admin.headers).status_code == 409
-    assert http.post("/api/profiles/", json={**new, "username": unique("r"), "role": "boss"}, headers=admin.headers).status_code == 400
+    assert (
+        http.post(
+            "/api/profiles/", json={**new, "username": unique("r"), "role": "boss"}, headers=admin.headers
+        ).status_code
+        == 400
+    )
     assert http.get(f"/api/profiles/{profile['id']}/", headers=editor.headers).status_code == 404
     patched = http.patch(f"/api/profiles/{profile['id']}/", json={"name": "Renamed"}, headers=admin.headers)
     assert patched.json()["name"] == "Renamed"
@@ -118,7 +129,9 @@ def test_users_edit_their_own_name_and_password(http: httpx.Client, accounts: Ac
 def test_profile_list_pages_follow_aip_158(http: httpx.Client, accounts: Accounts) -> None:
     for _ in range(2):
         accounts.create("editor")
-    first = http.get("/api/profiles/", params={"page_size": 1, "role": "editor"}, headers=accounts.admin.headers).json()
+    first = http.get(
+        "/api/profiles/", params={"page_size": 1, "role": "editor"}, headers=accounts.admin.headers
+    ).json()
     assert len(first["profiles"]) == 1
     second = http.get(
         "/api/profiles/",
@@ -137,19 +150,33 @@ def test_profile_list_pages_follow_aip_158(http: httpx.Client, accounts: Account
 def test_settings_rest_paths_and_filters(http: httpx.Client, accounts: Accounts) -> None:
     admin, user = accounts.admin, accounts.create("editor")
     key = unique("rest-setting")
-    bad = http.post("/api/settings/", json={"key": key, "value": "x", "value_type": "integer"}, headers=admin.headers)
+    bad = http.post(
+        "/api/settings/", json={"key": key, "value": "x", "value_type": "integer"}, headers=admin.headers
+    )
     assert bad.status_code == 400
     assert "not an integer" in bad.json()["message"]
-    made = http.post("/api/settings/", json={"key": key, "value": "7", "value_type": "integer"}, headers=admin.headers)
+    made = http.post(
+        "/api/settings/", json={"key": key, "value": "7", "value_type": "integer"}, headers=admin.headers
+    )
     assert made.status_code == 200
     assert made.json()["user"] == ""
-    assert http.post("/api/settings/", json={"key": key, "value": "8"}, headers=admin.headers).status_code == 409
-    assert http.post("/api/settings/", json={"key": key, "value": "8"}, headers=user.headers).status_code == 403
-    mine = http.post("/api/settings/", json={"key": key, "value": "9", "value_type": "integer", "user": "me"}, headers=user.headers)
+    assert (
+        http.post("/api/settings/", json={"key": key, "value": "8"}, headers=admin.headers).status_code == 409
+    )
+    assert (
+        http.post("/api/settings/", json={"key": key, "value": "8"}, headers=user.headers).status_code == 403
+    )
+    mine = http.post(
+        "/api/settings/",
+        json={"key": key, "value": "9", "value_type": "integer", "user": "me"},
+        headers=user.headers,
+    )
     assert mine.status_code == 200
     effective = http.get("/api/settings/effective/", headers=user.headers).json()["settings"]
     assert {s["key"]: s["value"] for s in effective}[key] == "9"
-    global_only = http.get("/api/settings/", params={"global_only": "true", "key": key}, headers=user.headers).json()
+    global_only = http.get(
+        "/api/settings/", params={"global_only": "true", "key": key}, headers=user.headers
+    ).json()
     assert [s["value"] for s in global_only["settings"]] == ["7"]
     by_user = http.get("/api/settings/", params={"user": user.id}, headers=admin.headers).json()
     assert [s["id"] for s in by_user["settings"]] == [mine.json()["id"]]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,9 +32,6 @@ def hs256_with_public_key(stack: Endpoints, accounts: Accounts) -> str:
     claims = jwt.decode(accounts.admin.access, options={"verify_signature": False})
     header = _b64({"alg": "HS256", "typ": "JWT"})
     body = _b64(claims)
-    import hashlib
-    import hmac
-
     signature = hmac.new(stack.public_key.read_bytes(), f"{header}.{body}".encode(), hashlib.sha256).digest()
     return f"{header}.{body}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
 
@@ -79,19 +78,28 @@ ATTACKS: list[Callable[[Endpoints, Accounts], str]] = [
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda f: f.__name__)
 def test_forged_tokens_are_unauthenticated_at_the_service(
-    attack: Callable[[Endpoints, Accounts], str], stack: Endpoints, accounts: Accounts, auth_channel: grpc.Channel
+    attack: Callable[[Endpoints, Accounts], str],
+    stack: Endpoints,
+    accounts: Accounts,
+    auth_channel: grpc.Channel,
 ) -> None:
     token = attack(stack, accounts)
     profiles = profiles_pb2_grpc.ProfileServiceStub(auth_channel)
     with pytest.raises(grpc.RpcError) as err:
-        profiles.ListProfiles(profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {token}"),))
+        profiles.ListProfiles(
+            profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {token}"),)
+        )
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_a_correctly_signed_token_passes(stack: Endpoints, accounts: Accounts, auth_channel: grpc.Channel) -> None:
+def test_a_correctly_signed_token_passes(
+    stack: Endpoints, accounts: Accounts, auth_channel: grpc.Channel
+) -> None:
     token = forge(stack.private_key, {"sub": accounts.admin.id})
     profiles = profiles_pb2_grpc.ProfileServiceStub(auth_channel)
-    reply = profiles.GetProfile(profiles_pb2.GetProfileRequest(id="me"), metadata=(("authorization", f"Bearer {token}"),))
+    reply = profiles.GetProfile(
+        profiles_pb2.GetProfileRequest(id="me"), metadata=(("authorization", f"Bearer {token}"),)
+    )
     assert reply.username == "admin"
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import grpc
+import jwt
 import pytest
-from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc
+from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2
 
 from tests.support import Accounts, unique
 
@@ -35,7 +36,11 @@ def test_admin_creates_a_user_who_can_log_in(
     request = create_request("editor", email="ed@example.com", name="Ed")
     created = profiles.CreateProfile(request, metadata=accounts.admin.metadata)
     assert (created.username, created.role, created.email, created.name, created.active) == (
-        request.username, "editor", "ed@example.com", "Ed", True,
+        request.username,
+        "editor",
+        "ed@example.com",
+        "Ed",
+        True,
     )
     assert accounts.login(request.username, request.password).access
 
@@ -85,9 +90,12 @@ def test_users_read_themselves_but_not_others(
 ) -> None:
     user, other = accounts.create(role), accounts.create("viewer")
     assert profiles.GetProfile(profiles_pb2.GetProfileRequest(id="me"), metadata=user.metadata).id == user.id
-    assert profiles.GetProfile(profiles_pb2.GetProfileRequest(id=user.id), metadata=user.metadata).id == user.id
+    assert (
+        profiles.GetProfile(profiles_pb2.GetProfileRequest(id=user.id), metadata=user.metadata).id == user.id
+    )
     expect(
-        Code.NOT_FOUND, lambda: profiles.GetProfile(profiles_pb2.GetProfileRequest(id=other.id), metadata=user.metadata)
+        Code.NOT_FOUND,
+        lambda: profiles.GetProfile(profiles_pb2.GetProfileRequest(id=other.id), metadata=user.metadata),
     )
 
 
@@ -103,17 +111,23 @@ def test_unknown_and_malformed_ids_are_not_found(
     for bad in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
         expect(
             Code.NOT_FOUND,
-            lambda bad=bad: profiles.GetProfile(profiles_pb2.GetProfileRequest(id=bad), metadata=accounts.admin.metadata),
+            lambda bad=bad: profiles.GetProfile(
+                profiles_pb2.GetProfileRequest(id=bad), metadata=accounts.admin.metadata
+            ),
         )
 
 
-def test_non_admins_list_only_themselves(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
+def test_non_admins_list_only_themselves(
+    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
+) -> None:
     viewer = accounts.create("viewer")
     listed = profiles.ListProfiles(profiles_pb2.ListProfilesRequest(), metadata=viewer.metadata)
     assert [p.id for p in listed.profiles] == [viewer.id]
 
 
-def test_admins_page_through_everyone(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
+def test_admins_page_through_everyone(
+    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
+) -> None:
     for _ in range(3):
         accounts.create("viewer")
     seen: list[str] = []
@@ -147,19 +161,27 @@ def test_search_matches_name_and_treats_wildcards_literally(
     assert list(wildcard.profiles) == []
 
 
-def test_users_change_their_own_name_only(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
+def test_users_change_their_own_name_only(
+    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
+) -> None:
     user = accounts.create("editor")
-    updated = profiles.UpdateProfile(profiles_pb2.UpdateProfileRequest(id="me", name="New Name"), metadata=user.metadata)
+    updated = profiles.UpdateProfile(
+        profiles_pb2.UpdateProfileRequest(id="me", name="New Name"), metadata=user.metadata
+    )
     assert updated.name == "New Name"
     assert updated.role == "editor"
     expect(
         Code.PERMISSION_DENIED,
-        lambda: profiles.UpdateProfile(profiles_pb2.UpdateProfileRequest(id="me", role="admin"), metadata=user.metadata),
+        lambda: profiles.UpdateProfile(
+            profiles_pb2.UpdateProfileRequest(id="me", role="admin"), metadata=user.metadata
+        ),
     )
     other = accounts.create("viewer")
     expect(
         Code.NOT_FOUND,
-        lambda: profiles.UpdateProfile(profiles_pb2.UpdateProfileRequest(id=other.id, name="x"), metadata=user.metadata),
+        lambda: profiles.UpdateProfile(
+            profiles_pb2.UpdateProfileRequest(id=other.id, name="x"), metadata=user.metadata
+        ),
     )
 
 
@@ -171,18 +193,23 @@ def test_admins_set_roles_and_the_next_token_carries_it(
         profiles_pb2.UpdateProfileRequest(id=user.id, role="editor"), metadata=accounts.admin.metadata
     )
     assert updated.role == "editor"
-    import jwt
+    assert (
+        jwt.decode(accounts.login(user.username, user.password).access, options={"verify_signature": False})[
+            "role"
+        ]
+        == "editor"
+    )
 
-    assert jwt.decode(accounts.login(user.username, user.password).access, options={"verify_signature": False})[
-        "role"
-    ] == "editor"
 
-
-def test_admins_cannot_lock_themselves_out(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
+def test_admins_cannot_lock_themselves_out(
+    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
+) -> None:
     admin = accounts.create("admin")
     expect(
         Code.FAILED_PRECONDITION,
-        lambda: profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=admin.id), metadata=admin.metadata),
+        lambda: profiles.DeleteProfile(
+            profiles_pb2.DeleteProfileRequest(id=admin.id), metadata=admin.metadata
+        ),
     )
     expect(
         Code.FAILED_PRECONDITION,
@@ -196,7 +223,9 @@ def test_only_admins_deactivate(profiles: profiles_pb2_grpc.ProfileServiceStub, 
     editor, victim = accounts.create("editor"), accounts.create("viewer")
     expect(
         Code.NOT_FOUND,
-        lambda: profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=editor.metadata),
+        lambda: profiles.DeleteProfile(
+            profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=editor.metadata
+        ),
     )
     profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=accounts.admin.metadata)
     got = profiles.GetProfile(profiles_pb2.GetProfileRequest(id=victim.id), metadata=accounts.admin.metadata)
@@ -210,7 +239,9 @@ def test_users_change_their_password_with_the_old_one(
     expect(
         Code.PERMISSION_DENIED,
         lambda: profiles.SetPassword(
-            profiles_pb2.SetPasswordRequest(id="me", old_password="wrong one", new_password="brand new secret"),
+            profiles_pb2.SetPasswordRequest(
+                id="me", old_password="wrong one", new_password="brand new secret"
+            ),
             metadata=user.metadata,
         ),
     )
@@ -221,9 +252,10 @@ def test_users_change_their_password_with_the_old_one(
     assert accounts.login(user.username, "brand new secret").access
     expect(Code.UNAUTHENTICATED, lambda: accounts.login(user.username, user.password))
     # Sessions from before the change end with it.
-    from aiorch.auth.v1 import tokens_pb2
-
-    expect(Code.UNAUTHENTICATED, lambda: accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=user.refresh)))
+    expect(
+        Code.UNAUTHENTICATED,
+        lambda: accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=user.refresh)),
+    )
 
 
 def test_admins_set_anyones_password_without_the_old_one(
@@ -231,6 +263,7 @@ def test_admins_set_anyones_password_without_the_old_one(
 ) -> None:
     user = accounts.create("editor")
     profiles.SetPassword(
-        profiles_pb2.SetPasswordRequest(id=user.id, new_password="set by the admin"), metadata=accounts.admin.metadata
+        profiles_pb2.SetPasswordRequest(id=user.id, new_password="set by the admin"),
+        metadata=accounts.admin.metadata,
     )
     assert accounts.login(user.username, "set by the admin").access

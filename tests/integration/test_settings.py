@@ -42,18 +42,26 @@ def test_values_must_parse_as_their_type(
     value_type: str, good: str, bad: str, settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
 ) -> None:
     key = unique("typed")
-    expect(Code.INVALID_ARGUMENT, lambda: create(settings, accounts.admin, key=key, value=bad, value_type=value_type))
+    expect(
+        Code.INVALID_ARGUMENT,
+        lambda: create(settings, accounts.admin, key=key, value=bad, value_type=value_type),
+    )
     made = create(settings, accounts.admin, key=key, value=good, value_type=value_type)
     assert (made.value, made.value_type, made.user) == (good, value_type, "")
     expect(
         Code.INVALID_ARGUMENT,
-        lambda: settings.UpdateSetting(settings_pb2.UpdateSettingRequest(id=made.id, value=bad), metadata=accounts.admin.metadata),
+        lambda: settings.UpdateSetting(
+            settings_pb2.UpdateSettingRequest(id=made.id, value=bad), metadata=accounts.admin.metadata
+        ),
     )
 
 
-def test_unknown_value_type_is_invalid(settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts) -> None:
+def test_unknown_value_type_is_invalid(
+    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
+) -> None:
     expect(
-        Code.INVALID_ARGUMENT, lambda: create(settings, accounts.admin, key=unique("k"), value="x", value_type="date")
+        Code.INVALID_ARGUMENT,
+        lambda: create(settings, accounts.admin, key=unique("k"), value="x", value_type="date"),
     )
 
 
@@ -66,7 +74,9 @@ def test_only_admins_write_global_settings(
     made = create(settings, accounts.admin, key=unique("g"), value="1")
     expect(
         Code.PERMISSION_DENIED,
-        lambda: settings.UpdateSetting(settings_pb2.UpdateSettingRequest(id=made.id, value="2"), metadata=user.metadata),
+        lambda: settings.UpdateSetting(
+            settings_pb2.UpdateSettingRequest(id=made.id, value="2"), metadata=user.metadata
+        ),
     )
     expect(
         Code.PERMISSION_DENIED,
@@ -74,7 +84,14 @@ def test_only_admins_write_global_settings(
     )
 
 
-@pytest.mark.parametrize("role", ["editor", "viewer"])
+def test_viewers_never_write_settings(
+    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
+) -> None:
+    viewer = accounts.create("viewer")
+    expect(Code.PERMISSION_DENIED, lambda: create(settings, viewer, key=unique("v"), value="1", user="me"))
+
+
+@pytest.mark.parametrize("role", ["editor", "admin"])
 def test_users_write_their_own_settings(
     role: str, settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
 ) -> None:
@@ -82,11 +99,15 @@ def test_users_write_their_own_settings(
     made = create(settings, user, key=unique("mine"), value="dark", user="me")
     assert made.user == user.id
     changed = settings.UpdateSetting(
-        settings_pb2.UpdateSettingRequest(id=made.id, value="light", description="theme"), metadata=user.metadata
+        settings_pb2.UpdateSettingRequest(id=made.id, value="light", description="theme"),
+        metadata=user.metadata,
     )
     assert (changed.value, changed.description) == ("light", "theme")
     settings.DeleteSetting(settings_pb2.DeleteSettingRequest(id=made.id), metadata=user.metadata)
-    expect(Code.NOT_FOUND, lambda: settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=user.metadata))
+    expect(
+        Code.NOT_FOUND,
+        lambda: settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=user.metadata),
+    )
 
 
 def test_personal_settings_of_others_are_invisible(
@@ -94,11 +115,20 @@ def test_personal_settings_of_others_are_invisible(
 ) -> None:
     owner, stranger = accounts.create("editor"), accounts.create("editor")
     made = create(settings, owner, key=unique("private"), value="x", user="me")
-    expect(Code.NOT_FOUND, lambda: settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=stranger.metadata))
-    expect(Code.PERMISSION_DENIED, lambda: create(settings, stranger, key=unique("p"), value="x", user=owner.id))
-    listed = settings.ListSettings(settings_pb2.ListSettingsRequest(user=owner.id), metadata=stranger.metadata)
+    expect(
+        Code.NOT_FOUND,
+        lambda: settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=stranger.metadata),
+    )
+    expect(
+        Code.PERMISSION_DENIED, lambda: create(settings, stranger, key=unique("p"), value="x", user=owner.id)
+    )
+    listed = settings.ListSettings(
+        settings_pb2.ListSettingsRequest(user=owner.id), metadata=stranger.metadata
+    )
     assert list(listed.settings) == []
-    seen_by_admin = settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=accounts.admin.metadata)
+    seen_by_admin = settings.GetSetting(
+        settings_pb2.GetSettingRequest(id=made.id), metadata=accounts.admin.metadata
+    )
     assert seen_by_admin.user == owner.id
 
 
@@ -108,7 +138,7 @@ def test_keys_are_unique_per_user_and_among_global_settings(
     key = unique("dup")
     create(settings, accounts.admin, key=key, value="1")
     expect(Code.ALREADY_EXISTS, lambda: create(settings, accounts.admin, key=key, value="2"))
-    user = accounts.create("viewer")
+    user = accounts.create("editor")
     create(settings, user, key=key, value="3", user="me")
     expect(Code.ALREADY_EXISTS, lambda: create(settings, user, key=key, value="4", user="me"))
 
@@ -119,18 +149,24 @@ def test_personal_values_override_global_ones(
     key, only_global = unique("voice"), unique("rate")
     create(settings, accounts.admin, key=key, value="joe")
     create(settings, accounts.admin, key=only_global, value="150", value_type="integer")
-    user = accounts.create("viewer")
+    user = accounts.create("editor")
     create(settings, user, key=key, value="amy", user="me")
-    effective = settings.GetEffectiveSettings(settings_pb2.GetEffectiveSettingsRequest(), metadata=user.metadata)
+    effective = settings.GetEffectiveSettings(
+        settings_pb2.GetEffectiveSettingsRequest(), metadata=user.metadata
+    )
     values = {s.key: (s.value, s.user) for s in effective.settings}
     assert values[key] == ("amy", user.id)
     assert values[only_global] == ("150", "")
     other = accounts.create("viewer")
-    effective_other = settings.GetEffectiveSettings(settings_pb2.GetEffectiveSettingsRequest(), metadata=other.metadata)
+    effective_other = settings.GetEffectiveSettings(
+        settings_pb2.GetEffectiveSettingsRequest(), metadata=other.metadata
+    )
     assert {s.key: s.value for s in effective_other.settings}[key] == "joe"
 
 
-def test_filters_user_and_global_only(settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts) -> None:
+def test_filters_user_and_global_only(
+    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
+) -> None:
     user = accounts.create("editor")
     mine = create(settings, user, key=unique("f"), value="1", user="me")
     shared = create(settings, accounts.admin, key=unique("f"), value="1")

@@ -11,7 +11,7 @@ import pytest
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
 from services.devstack.stack import Endpoints
-from tests.support import Accounts, unique
+from tests.support import Accounts, forge, unique
 
 Code = grpc.StatusCode
 
@@ -85,7 +85,9 @@ def test_other_logins_survive_a_reuse_in_one_family(
     assert refresh(tokens, other_login.refresh).access
 
 
-def test_logout_revokes_the_refresh_token(accounts: Accounts, tokens: tokens_pb2_grpc.TokenServiceStub) -> None:
+def test_logout_revokes_the_refresh_token(
+    accounts: Accounts, tokens: tokens_pb2_grpc.TokenServiceStub
+) -> None:
     user = accounts.create("editor")
     tokens.RevokeToken(tokens_pb2.RevokeTokenRequest(refresh=user.refresh))
     with pytest.raises(grpc.RpcError) as err:
@@ -132,7 +134,7 @@ def test_repeated_failures_throttle_the_username_with_a_retry_hint(accounts: Acc
     with pytest.raises(grpc.RpcError) as locked:
         accounts.login(user.username, user.password)
     assert locked.value.code() is Code.RESOURCE_EXHAUSTED
-    trailers = dict(locked.value.trailing_metadata() or ())
+    trailers = {item.key: item.value for item in locked.value.trailing_metadata() or ()}
     assert 1 <= int(trailers["retry-after"]) <= 60
 
 
@@ -143,7 +145,8 @@ def test_repeated_failures_from_one_address_throttle_that_address_only(
     for _ in range(10):
         with pytest.raises(grpc.RpcError):
             tokens.ObtainToken(
-                tokens_pb2.ObtainTokenRequest(username=unique("spray"), password="guess guess"), metadata=attacker
+                tokens_pb2.ObtainTokenRequest(username=unique("spray"), password="guess guess"),
+                metadata=attacker,
             )
     with pytest.raises(grpc.RpcError) as locked:
         tokens.ObtainToken(
@@ -181,8 +184,6 @@ def test_an_access_token_cannot_be_used_as_a_refresh_token(
 def test_an_expired_refresh_token_is_refused(
     stack: Endpoints, tokens: tokens_pb2_grpc.TokenServiceStub
 ) -> None:
-    from tests.support import forge
-
     token = forge(
         stack.private_key,
         {"typ": "refresh", "jti": str(uuid.uuid4()), "fam": str(uuid.uuid4())},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -107,14 +108,14 @@ class TestSettingValues:
             parse_value_type("date")
 
     def test_only_admins_write_global_settings(self) -> None:
-        import uuid
-
         user = Caller(uuid.uuid4(), Role.EDITOR, "t")
         admin = Caller(uuid.uuid4(), Role.ADMIN, "t")
         assert not may_write(user, None)
         assert may_write(admin, None)
         assert may_write(user, user.user_id)
         assert not may_write(user, admin.user_id)
+        viewer = Caller(uuid.uuid4(), Role.VIEWER, "t")
+        assert not may_write(viewer, viewer.user_id)
         assert may_read(user, None)
         assert not may_read(user, admin.user_id)
 
