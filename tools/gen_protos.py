@@ -41,8 +41,12 @@ def generate(out: Path, descriptor: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     protos = _our_protos()
+    # The mypy-protobuf plugins live beside this interpreter, which need not be on PATH.
+    bin_dir = Path(sys.executable).parent
     _protoc(
         [
+            f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
             f"--mypy_out={out}",

@@ -181,14 +181,21 @@ def bootstrap_admin(
 def generate_keys(
     private: Annotated[Path, typer.Option(help="Where to write the private key (PEM).")],
     public: Annotated[Path, typer.Option(help="Where to write the public key (PEM).")],
+    jwks: Annotated[
+        Path | None, typer.Option(help="Also write the public key as a JWKS (for Envoy).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
-    """Create the Ed25519 key pair that signs tokens."""
+    """Create the Ed25519 key pair that signs tokens (and the JWKS the gateway verifies with)."""
+    import json  # noqa: PLC0415
+
     from services.auth.keys import generate_key_pair  # noqa: PLC0415
 
     if private.exists() and not force:
         _fail(f"{private} exists; pass --force to replace it")
     key = generate_key_pair(private, public)
+    if jwks is not None:
+        jwks.write_text(json.dumps({"keys": [key.jwk()]}))
     typer.echo(f"wrote {private} and {public} (kid {key.kid})")
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import jwt
 
+from services.auth.keys import load_signing_key
 from services.devstack.stack import Endpoints
 from tests.conftest import TEST_SERVICE_ENV
 from tests.support import unique
@@ -67,3 +70,26 @@ def test_migrate_is_idempotent(stack: Endpoints) -> None:
     result = run(stack, "migrate")
     assert result.returncode == 0, result.stderr
     assert "migrated auth" in result.stdout
+
+
+def test_generate_keys_writes_a_pair_and_the_jwks_that_verifies_it(tmp_path: Path) -> None:
+    private, public, jwks = tmp_path / "k.pem", tmp_path / "k.pub", tmp_path / "jwks.json"
+    result = subprocess.run(
+        [AIORCH, "generate-keys", "--private", str(private), "--public", str(public), "--jwks", str(jwks)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert private.stat().st_mode & 0o077 == 0
+    token = jwt.encode({"sub": "x"}, load_signing_key(private).private, algorithm="EdDSA")
+    (key,) = json.loads(jwks.read_text())["keys"]
+    assert jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"])["sub"] == "x"
+    again = subprocess.run(
+        [AIORCH, "generate-keys", "--private", str(private), "--public", str(public)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "--force" in again.stderr

@@ -7,7 +7,7 @@ import struct
 import grpc
 import httpx
 import pytest
-from aiorch.auth.v1 import profiles_pb2, tokens_pb2, tokens_pb2_grpc
+from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
 from services.devstack.stack import Endpoints
 from tests.integration.test_jwt_attacks import ATTACKS
@@ -202,6 +202,18 @@ def test_native_grpc_through_the_gateway(gateway_channel: grpc.Channel, accounts
     stub.VerifyToken(tokens_pb2.VerifyTokenRequest(token=pair.access))
     with pytest.raises(grpc.RpcError) as err:
         stub.VerifyToken(tokens_pb2.VerifyTokenRequest(token="x"))
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_native_grpc_with_a_forged_token_is_unauthenticated_at_the_gateway(
+    gateway_channel: grpc.Channel, stack: Endpoints, accounts: Accounts
+) -> None:
+    stub = profiles_pb2_grpc.ProfileServiceStub(gateway_channel)
+    forged = ATTACKS[0](stack, accounts)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListProfiles(
+            profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {forged}"),)
+        )
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
