@@ -49,6 +49,8 @@ class StackConfig:
     # Children log to files under state_dir/logs instead of this terminal.
     log_to_files: bool = False
     durable_postgres: bool = True
+    # Browser origins allowed by CORS ("*" for any).
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
 
 @dataclass
@@ -164,6 +166,7 @@ class LocalStack:
                         for name, addr in grpc_ports.items()
                     ],
                     listen_address="127.0.0.1",
+                    cors_origins=self.config.cors_origins,
                 )
             )
         )
@@ -268,6 +271,7 @@ def run_foreground() -> int:
         database_url=env.get("DATABASE_URL"),
         nats_url=env.get("NATS_URL"),
         admin_password=env.get("AIORCH_ADMIN_PASSWORD"),
+        cors_origins=[o.strip() for o in env.get("AIORCH_GATEWAY_CORS_ORIGINS", "*").split(",") if o.strip()],
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

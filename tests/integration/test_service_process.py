@@ -1,0 +1,98 @@
+"""The service process itself: real token expiry, metrics, health and graceful shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from aiorch.auth.v1 import tokens_pb2, tokens_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.devstack.stack import Endpoints, free_port
+from services.devstack.supervisor import Supervisor, wait_until
+from tests.conftest import ADMIN_PASSWORD, TEST_SERVICE_ENV
+
+AIORCH = str(Path(sys.executable).parent / "aiorch")
+
+
+def _serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+    except grpc.RpcError:
+        return False
+    return True
+
+
+@dataclass
+class Replica:
+    """A service process started by a test."""
+
+    address: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def short_lived_auth(stack: Endpoints, tmp_path: Path) -> Iterator[Replica]:
+    """A second auth replica on the same database whose access tokens live one second."""
+    port = free_port()
+    supervisor = Supervisor(tmp_path)
+    env = {
+        **os.environ,
+        **TEST_SERVICE_ENV,
+        "DATABASE_URL": stack.database_url,
+        "AIORCH_GRPC_HOST": "127.0.0.1",
+        "AIORCH_GRPC_PORT": str(port),
+        "AIORCH_METRICS_PORT": "0",
+        "AIORCH_JWT_PUBLIC_KEY_FILE": str(stack.public_key),
+        "AIORCH_JWT_PRIVATE_KEY_FILE": str(stack.private_key),
+        "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "1",
+        "AIORCH_DRAIN_DELAY_SECONDS": "0",
+    }
+    process = supervisor.start("auth-short", [AIORCH, "serve", "auth"], env=env)
+    address = f"127.0.0.1:{port}"
+    wait_until(lambda: _serving(address), 60, "the short-lived auth replica")
+    try:
+        yield Replica(address, process)
+    finally:
+        supervisor.stop_all()
+
+
+def test_an_access_token_expires_after_its_lifetime(short_lived_auth: Replica) -> None:
+    with grpc.insecure_channel(short_lived_auth.address) as channel:
+        tokens = tokens_pb2_grpc.TokenServiceStub(channel)
+        pair = tokens.ObtainToken(tokens_pb2.ObtainTokenRequest(username="admin", password=ADMIN_PASSWORD))
+        tokens.VerifyToken(tokens_pb2.VerifyTokenRequest(token=pair.access))
+        time.sleep(2.1)
+        with pytest.raises(grpc.RpcError) as err:
+            tokens.VerifyToken(tokens_pb2.VerifyTokenRequest(token=pair.access))
+        assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "expired" in (err.value.details() or "")
+        # The refresh token outlives it and buys a fresh pair.
+        assert tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=pair.refresh)).access
+
+
+def test_sigterm_drains_and_stops_the_service(short_lived_auth: Replica) -> None:
+    short_lived_auth.process.send_signal(signal.SIGTERM)
+    assert short_lived_auth.process.wait(timeout=15) == 0
+    assert not _serving(short_lived_auth.address)
+
+
+def test_metrics_count_rpcs_by_method_and_code(stack: Endpoints, accounts: object) -> None:
+    with grpc.insecure_channel(stack.grpc["auth"]) as channel, pytest.raises(grpc.RpcError):
+        tokens_pb2_grpc.TokenServiceStub(channel).VerifyToken(tokens_pb2.VerifyTokenRequest(token="bad"))
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics['auth']}/metrics").text
+    assert (
+        'grpc_server_handled_total{grpc_code="UNAUTHENTICATED",grpc_method="VerifyToken",'
+        'grpc_service="aiorch.auth.v1.TokenService",grpc_type="unary"}'
+    ) in text
+    assert 'grpc_server_handling_seconds_bucket{grpc_method="VerifyToken"' in text
