@@ -33,7 +33,14 @@ KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("aiorch.auth.v1",),
         ("aiorch.auth.v1.TokenService", "aiorch.auth.v1.ProfileService", "aiorch.auth.v1.SettingsService"),
     ),
+    "projects": (("aiorch.projects.v1",), ("aiorch.projects.v1.ProjectService",)),
+    "jobs": (
+        ("aiorch.jobs.v1",),
+        ("aiorch.jobs.v1.JobService", "aiorch.jobs.v1.FileService", "aiorch.jobs.v1.JobResultService"),
+    ),
 }
+# Internal RPCs that services call on each other, never from outside.
+INTERNAL_METHODS = ("/aiorch.projects.v1.ProjectService/CheckAccess",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ def upstream(name: str, host: str, port: int) -> Upstream:
 
 def _routes(upstreams: list[Upstream]) -> str:
     lines = []
+    for method in INTERNAL_METHODS:
+        lines += [
+            f"              - match: {{path: {method}}}",
+            "                direct_response: {status: 404, body: {inline_string: internal method}}",
+        ]
     for up in upstreams:
         for package in up.packages:
             # Transcoded REST calls are routed after their path became the gRPC method path.

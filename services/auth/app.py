@@ -31,7 +31,10 @@ def passwords_from(settings: AuthSettings) -> Passwords:
     return Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
 
 
-def build_app(settings: AuthSettings) -> ServiceApp:
+Settings = AuthSettings
+
+
+async def build_app(settings: AuthSettings) -> ServiceApp:
     """Wire the auth service's domain objects and servicers."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
     key = load_signing_key(settings.jwt_private_key_file)

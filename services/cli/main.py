@@ -24,9 +24,15 @@ app = typer.Typer(
 dev = typer.Typer(help="Developer commands.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
 
+# Each service's composition root: a module with `Settings` and `async build_app(settings)`.
+SERVICE_MODULES = {
+    "auth": "services.auth.app",
+    "projects": "services.projects.app",
+    "jobs": "services.jobs.app",
+}
+SERVICES = tuple(SERVICE_MODULES)
 # Services whose schema this release migrates, in dependency order.
-MIGRATED_SERVICES = ("auth",)
-SERVICES = ("auth",)
+MIGRATED_SERVICES = SERVICES
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -57,17 +63,42 @@ def _password(password: str | None, env: str) -> str:
 @app.command()
 def serve(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]) -> None:
     """Run one service in the foreground until SIGTERM (configured by AIORCH_* variables)."""
-    from services.common.config import AuthSettings  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+
     from services.common.logging import configure_logging  # noqa: PLC0415
     from services.common.server import run_service  # noqa: PLC0415
 
-    if service not in SERVICES:
+    if service not in SERVICE_MODULES:
         _fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
-    settings = AuthSettings()
+    module = importlib.import_module(SERVICE_MODULES[service])
+    settings = module.Settings()
     configure_logging(settings.log_level, settings.log_format)
-    from services.auth.app import build_app  # noqa: PLC0415
 
-    asyncio.run(run_service(build_app(settings), settings))
+    async def main() -> None:
+        await run_service(await module.build_app(settings), settings)
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(
+    types: Annotated[
+        str | None, typer.Option(help="Comma-separated job types, e.g. stt,tts (default: AIORCH_WORKER_TYPES).")
+    ] = None,
+) -> None:
+    """Run a worker pool: one durable consumer per job type, until SIGTERM."""
+    from services.common.config import WorkerSettings  # noqa: PLC0415
+    from services.common.logging import configure_logging  # noqa: PLC0415
+    from services.workers.main import run_workers  # noqa: PLC0415
+
+    settings = WorkerSettings()
+    if types:
+        settings = settings.model_copy(update={"worker_types": types})
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(run_workers(settings))
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
 @app.command()

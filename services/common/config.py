@@ -9,29 +9,34 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service process reads (prefix `AIORCH_`, except the two URLs)."""
+class ProcessSettings(BaseSettings):
+    """Settings every aiorch process reads (prefix `AIORCH_`, except NATS_URL)."""
 
     model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("NATS_URL", "AIORCH_NATS_URL"),
+        description="NATS server URL(s), comma separated.",
+    )
+    metrics_port: int = Field(default=9464, description="Port of the Prometheus /metrics endpoint; 0 = off.")
+    log_level: str = Field(default="INFO", description="Lowest level logged.")
+    log_format: Literal["json", "console"] = Field(default="json", description="Log renderer.")
+    shutdown_grace_seconds: float = Field(
+        default=20.0, description="On SIGTERM, how long in-flight work may finish before it is cut."
+    )
+
+
+class ServiceSettings(ProcessSettings):
+    """Settings every gRPC service reads."""
 
     database_url: str = Field(
         default="postgresql+psycopg2://aiorch@127.0.0.1:5432/aiorch",
         validation_alias=AliasChoices("DATABASE_URL", "AIORCH_DATABASE_URL"),
         description="SQLAlchemy URL of the PostgreSQL server.",
     )
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("NATS_URL", "AIORCH_NATS_URL"),
-        description="NATS server URL(s), comma separated.",
-    )
     grpc_host: str = Field(default="0.0.0.0", description="Address the gRPC server binds.")  # noqa: S104
     grpc_port: int = Field(default=50051, description="Port of the gRPC server.")
-    metrics_port: int = Field(default=9464, description="Port of the Prometheus /metrics endpoint; 0 = off.")
-    log_level: str = Field(default="INFO", description="Lowest level logged.")
-    log_format: Literal["json", "console"] = Field(default="json", description="Log renderer.")
-    shutdown_grace_seconds: float = Field(
-        default=20.0, description="On SIGTERM, how long in-flight calls may finish before they are cut."
-    )
     drain_delay_seconds: float = Field(
         default=5.0,
         description="On SIGTERM, how long to answer NOT_SERVING before refusing calls.",
@@ -43,6 +48,22 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = Field(default="aiorch", description="`iss` claim of tokens.")
     jwt_audience: str = Field(default="aiorch", description="`aud` claim of tokens.")
     db_pool_size: int = Field(default=10, description="Database connections kept per process.")
+
+
+class BlobStoreSettings(BaseSettings):
+    """Where inputs and results are stored (the jobs service and the workers share it)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
+
+    blob_backend: Literal["local", "s3"] = Field(default="local", description="`local` directory or `s3`.")
+    blob_dir: Path = Field(
+        default=Path("/var/lib/aiorch/blobs"), description="Root directory of the local backend (a shared volume)."
+    )
+    s3_bucket: str = Field(default="aiorch", description="Bucket of the s3 backend.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint; unset = AWS.")
+    s3_region: str | None = Field(default=None, description="S3 region.")
+    s3_access_key: str | None = Field(default=None, description="S3 access key; unset = the AWS default chain.")
+    s3_secret_key: str | None = Field(default=None, description="S3 secret key.")
 
 
 class AuthSettings(ServiceSettings):
@@ -70,3 +91,47 @@ class AuthSettings(ServiceSettings):
         default="127.0.0.1/32,::1/128",
         description="CIDRs whose X-Forwarded-For is believed when throttling by client address.",
     )
+
+
+class ProjectsSettings(ServiceSettings):
+    """Settings of the projects service."""
+
+    grpc_port: int = Field(default=50052, description="Port of the gRPC server.")
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="How often the outbox relay looks for rows.")
+
+
+class JobsSettings(ServiceSettings, BlobStoreSettings):
+    """Settings of the jobs service."""
+
+    model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
+
+    grpc_port: int = Field(default=50053, description="Port of the gRPC server.")
+    projects_address: str = Field(default="projects:50052", description="host:port of the projects service.")
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Largest input file accepted; checked while streaming."
+    )
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="How often the outbox relay looks for rows.")
+    watch_queue_size: int = Field(
+        default=256, ge=1, description="Updates buffered per watcher; a watcher that falls further behind is ended."
+    )
+
+
+class WorkerSettings(ProcessSettings, BlobStoreSettings):
+    """Settings of a worker process."""
+
+    model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
+
+    worker_types: str = Field(default="STT,TTS,VOICE_CLONING,DUBBING,AI_STORIES", description="Job types to take.")
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs run at once per type.")
+    worker_ack_wait_seconds: float = Field(
+        default=30.0, gt=0, description="A job not heartbeated for this long is redelivered to another worker."
+    )
+    worker_max_deliver: int = Field(default=3, ge=1, description="Deliveries of one job before it is FAILED.")
+    worker_time_limit_seconds: float = Field(default=900.0, gt=0, description="Default run-time limit of one attempt.")
+    worker_time_limits: str = Field(default="", description="Per-type limits, e.g. `TTS=120,DUBBING=3600`.")
+    worker_input_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest input fetched from input_url.")
+    worker_input_timeout_seconds: float = Field(default=60.0, gt=0, description="Time limit of an input_url download.")
+    worker_input_allow_networks: str = Field(
+        default="", description="CIDRs that input_url may reach although private or loopback (tests, intranets)."
+    )
+    worker_id: str = Field(default="", description="Name in job records; default host name and process id.")

@@ -24,7 +24,7 @@ from services.devstack.supervisor import Supervisor, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
 VENV_BIN = Path(sys.executable).parent
-SERVICES = ("auth",)
+SERVICES = ("auth", "projects", "jobs")
 
 
 def free_port() -> int:
@@ -49,6 +49,10 @@ class StackConfig:
     # Children log to files under state_dir/logs instead of this terminal.
     log_to_files: bool = False
     durable_postgres: bool = True
+    # Worker processes, each taking every job type.
+    workers: int = 1
+    # Which services to start (all of them but while one is being built).
+    services: tuple[str, ...] = SERVICES
     # Browser origins allowed by CORS ("*" for any).
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
@@ -66,6 +70,7 @@ class Endpoints:
     metrics: dict[str, int]
     public_key: Path
     private_key: Path
+    blob_dir: Path
     admin_username: str
     admin_password: str | None
 
@@ -100,22 +105,41 @@ class LocalStack:
         wait_until(lambda: _port_open(port), 15, "nats-server")
         return f"nats://127.0.0.1:{port}"
 
+    def _base_env(self, nats: str, metrics_port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "NATS_URL": nats,
+            "AIORCH_METRICS_PORT": str(metrics_port),
+            "AIORCH_BLOB_DIR": str(self.state_dir / "blobs"),
+            "AIORCH_SHUTDOWN_GRACE_SECONDS": "3",
+            "AIORCH_LOG_FORMAT": "json" if self.config.log_to_files else "console",
+        }
+
+    def worker_env(self, nats: str, metrics_port: int) -> dict[str, str]:
+        """The environment of a worker process."""
+        env = {**self._base_env(nats, metrics_port), **self.config.service_env}
+        env.pop("AIORCH_ADMIN_PASSWORD", None)
+        return env
+
+    def start_worker(self, name: str) -> None:
+        """Start one more worker process (tests start several and kill some)."""
+        assert self.endpoints is not None
+        env = self.worker_env(self.endpoints.nats_url, free_port())
+        self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "worker"], env=env, cwd=ROOT)
+
     def _service_env(
         self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str
     ) -> dict[str, str]:
         private, public, _ = self._keys_paths
         env = {
-            **os.environ,
+            **self._base_env(nats, metrics_port),
             "DATABASE_URL": db,
-            "NATS_URL": nats,
             "AIORCH_GRPC_HOST": "127.0.0.1",
             "AIORCH_GRPC_PORT": str(grpc_port),
-            "AIORCH_METRICS_PORT": str(metrics_port),
             "AIORCH_JWT_PUBLIC_KEY_FILE": str(public),
             "AIORCH_JWT_PRIVATE_KEY_FILE": str(private),
-            "AIORCH_SHUTDOWN_GRACE_SECONDS": "3",
             "AIORCH_DRAIN_DELAY_SECONDS": "0",
-            "AIORCH_LOG_FORMAT": "json" if self.config.log_to_files else "console",
+            "AIORCH_PROJECTS_ADDRESS": self._addresses["projects"],
             **self.config.service_env,
         }
         env.pop("AIORCH_ADMIN_PASSWORD", None)
@@ -140,16 +164,24 @@ class LocalStack:
         self._migrate_and_bootstrap(database_url)
         admin_password = self._bootstrap_admin(database_url)
 
-        grpc_ports: dict[str, str] = {}
-        metrics_ports: dict[str, int] = {}
-        for name in SERVICES:
-            port, metrics_port = free_port(), free_port()
-            env = self._service_env(name, port, metrics_port, database_url, nats_url)
+        # Ports are chosen before anything starts, so each service knows where the others are.
+        self._addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        grpc_ports = {name: self._addresses[name] for name in self.config.services}
+        metrics_ports: dict[str, int] = {name: free_port() for name in self.config.services}
+        for name in self.config.services:
+            port = int(grpc_ports[name].rsplit(":", 1)[1])
+            env = self._service_env(name, port, metrics_ports[name], database_url, nats_url)
             self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "serve", name], env=env, cwd=ROOT)
-            grpc_ports[name] = f"127.0.0.1:{port}"
-            metrics_ports[name] = metrics_port
         for name, address in grpc_ports.items():
             wait_until(lambda a=address: _serving(a), 60, f"the {name} service")  # type: ignore[misc]
+        for index in range(self.config.workers):
+            metrics_ports[f"worker-{index + 1}"] = port = free_port()
+            self.supervisor.start(
+                f"worker-{index + 1}",
+                [str(VENV_BIN / "aiorch"), "worker"],
+                env=self.worker_env(nats_url, port),
+                cwd=ROOT,
+            )
 
         gateway_port = self.config.gateway_port or free_port()
         admin_port = free_port()
@@ -192,6 +224,7 @@ class LocalStack:
             metrics=metrics_ports,
             public_key=public,
             private_key=private,
+            blob_dir=self.state_dir / "blobs",
             admin_username="admin",
             admin_password=admin_password,
         )
@@ -200,7 +233,7 @@ class LocalStack:
     def _migrate_and_bootstrap(self, database_url: str) -> None:
         from services.common.migrations import upgrade  # noqa: PLC0415
 
-        for name in SERVICES:
+        for name in self.config.services:
             upgrade(name, database_url)
 
     def _bootstrap_admin(self, database_url: str) -> str | None:

@@ -28,6 +28,10 @@ class Child:
     process: subprocess.Popen[bytes]
     stop_signal: signal.Signals
     log: IO[bytes] | None
+    argv: list[str]
+    env: dict[str, str] | None
+    user: str | None
+    cwd: Path | None
 
 
 class Supervisor:
@@ -63,12 +67,50 @@ class Supervisor:
             # Own process group: Ctrl-C reaches the stack once, which then stops children in order.
             start_new_session=True,
         )
-        self._children.append(Child(name, process, stop_signal, log))
+        self._children.append(
+            Child(name, process, stop_signal, log, list(argv), dict(env) if env is not None else None, user, cwd)
+        )
         return process
+
+    def _child(self, name: str) -> Child:
+        for child in self._children:
+            if child.name == name:
+                return child
+        raise KeyError(name)
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The running process of a child."""
+        return self._child(name).process
+
+    def stop(self, name: str, sig: signal.Signals | None = None, grace: float = 10.0) -> int:
+        """Stop one child (with its stop signal, or `sig`, e.g. SIGKILL) and wait for it; returns its exit code."""
+        child = self._child(name)
+        if child.process.poll() is None:
+            child.process.send_signal(sig or child.stop_signal)
+            try:
+                child.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        return child.process.returncode
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a stopped child again with the same command, environment and user."""
+        child = self._child(name)
+        if child.process.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self._children.remove(child)
+        if child.log:
+            child.log.close()
+        return self.start(child.name, child.argv, child.env, child.user, child.stop_signal, child.cwd)
 
     def exited(self) -> list[tuple[str, int]]:
         """Children that ended on their own, with their exit codes."""
         return [(c.name, c.process.returncode) for c in self._children if c.process.poll() is not None]
+
+    def names(self) -> list[str]:
+        """Names of every child, in start order."""
+        return [c.name for c in self._children]
 
     def stop_all(self, grace: float = 10.0) -> None:
         """Stop every child, newest first; kill what is still running after `grace` seconds."""

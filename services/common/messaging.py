@@ -1,0 +1,120 @@
+"""NATS and JetStream: connection, and the one place that names every stream, subject and bucket."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+# Work for the workers: one subject per job type, consumed by one durable per type.
+DISPATCH_STREAM = "JOBS_DISPATCH"
+# Worker events back to the jobs service (started, progress, log, completed, failed, cancelled).
+EVENTS_STREAM = "JOBS_EVENTS"
+EVENTS_CONSUMER = "jobs-intake"
+# Project lifecycle events, read by the jobs service.
+PROJECTS_STREAM = "PROJECTS_EVENTS"
+PROJECT_DELETED_SUBJECT = "projects.events.deleted"
+PROJECTS_CONSUMER = "jobs-project-events"
+# Cancel flags: key = job id, value = the attempt to stop. Workers check it between steps.
+CANCEL_BUCKET = "job_cancel"
+# Core NATS (not JetStream): every jobs replica hears every stored change and feeds its watchers.
+CHANGES_PREFIX = "jobs.changes"
+DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+def dispatch_subject(job_type: str) -> str:
+    """`jobs.dispatch.<type>` with the type in lower case, e.g. jobs.dispatch.voice_cloning."""
+    return f"jobs.dispatch.{job_type.lower()}"
+
+
+def worker_consumer(job_type: str) -> str:
+    """Durable name of the pull consumer of one job type."""
+    return f"workers-{job_type.lower().replace('_', '-')}"
+
+
+def events_subject(job_id: str) -> str:
+    """Where workers publish a job's events."""
+    return f"jobs.events.{job_id}"
+
+
+def changes_subject(job_id: str) -> str:
+    """Where the jobs service broadcasts a job's stored state."""
+    return f"{CHANGES_PREFIX}.{job_id}"
+
+
+async def connect(url: str, name: str, attempts: int = 60) -> NATS:
+    """Connect, retrying the first connection; later disconnects reconnect forever."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return await nats.connect(
+                servers=[u.strip() for u in url.split(",")],
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+            )
+        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
+            last = exc
+            await asyncio.sleep(0.5)
+    raise ConnectionError(f"cannot reach NATS at {url}: {last}")
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name or "")
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # Another replica created it between our look and our add.
+            await js.stream_info(config.name or "")
+        return
+    await js.update_stream(config)
+
+
+async def ensure_topology(js: JetStreamContext) -> None:
+    """Create or update every stream and bucket; safe to run from every process at start."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=DISPATCH_STREAM,
+            subjects=["jobs.dispatch.*"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=["jobs.events.*"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=PROJECTS_STREAM,
+            subjects=["projects.events.*"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    try:
+        await js.key_value(CANCEL_BUCKET)
+    except BucketNotFoundError:
+        await js.create_key_value(KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0))

@@ -1,0 +1,121 @@
+"""Transactional outbox: rows written with the business change, published to JetStream by a relay.
+
+The relay may publish a row twice (a crash between the ack and the delete, two replicas
+racing); JetStream's duplicate window drops the second copy by its Nats-Msg-Id, so
+consumers see each message once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.errors import Error as JetStreamError
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, MetaData, String, Table, delete, select
+from sqlalchemy.orm import Session
+
+from services.common.db import Database, utcnow
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def outbox_table(metadata: MetaData, schema: str) -> Table:
+    """The `outbox` table of a service's schema."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("subject", String(255), nullable=False),
+        Column("msg_id", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        schema=schema,
+    )
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to publish once its transaction commits."""
+
+    subject: str
+    msg_id: str
+    payload: bytes
+
+
+def enqueue(session: Session, table: Table, message: OutboxMessage) -> None:
+    """Add `message` to the outbox inside the caller's transaction."""
+    session.execute(
+        table.insert().values(
+            subject=message.subject, msg_id=message.msg_id, payload=message.payload, created_at=utcnow()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    subject: str
+    msg_id: str
+    payload: bytes
+    created_at: datetime
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order and deletes each after JetStream acknowledged it."""
+
+    def __init__(
+        self, db: Database, table: Table, js: JetStreamContext, poll_seconds: float = 1.0, batch: int = 100
+    ) -> None:
+        self._db = db
+        self._table = table
+        self._js = js
+        self._poll = poll_seconds
+        self._batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Publish now instead of at the next poll (called after a commit that enqueued)."""
+        self._wake.set()
+
+    def _pending(self) -> list[_Row]:
+        with self._db.transaction() as session:
+            rows = session.execute(select(self._table).order_by(self._table.c.id).limit(self._batch))
+            return [_Row(r.id, r.subject, r.msg_id, r.payload, r.created_at) for r in rows]
+
+    def _delete(self, row_id: int) -> None:
+        with self._db.transaction() as session:
+            session.execute(delete(self._table).where(self._table.c.id == row_id))
+
+    async def drain_once(self) -> int:
+        """Publish what is pending now; returns how many rows went out. Stops at the first failure."""
+        sent = 0
+        for row in await asyncio.to_thread(self._pending):
+            await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
+            await asyncio.to_thread(self._delete, row.id)
+            sent += 1
+        return sent
+
+    async def run(self) -> None:
+        """Forever: publish pending rows; on a NATS or database fault wait and try again."""
+        delay = self._poll
+        while True:
+            try:
+                sent = await self.drain_once()
+                delay = self._poll
+                if sent == self._batch:
+                    continue
+            except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
+                log.warning("outbox publish failed; will retry", error=str(exc), retry_in=delay)
+                delay = min(delay * 2, 10.0)
+            except Exception:
+                log.exception("outbox relay error; will retry")
+                delay = min(delay * 2, 10.0)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
