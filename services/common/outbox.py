@@ -8,6 +8,7 @@ consumers see each message once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,10 +77,12 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        """Publish now instead of at the next poll (called after a commit that enqueued)."""
-        self._wake.set()
+        """Publish now instead of at the next poll; safe from any thread (called after a commit that enqueued)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def _pending(self) -> list[_Row]:
         with self._db.transaction() as session:
@@ -101,6 +104,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Forever: publish pending rows; on a NATS or database fault wait and try again."""
+        self._loop = asyncio.get_running_loop()
         delay = self._poll
         while True:
             try:
@@ -115,7 +119,5 @@ class OutboxRelay:
                 log.exception("outbox relay error; will retry")
                 delay = min(delay * 2, 10.0)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass

@@ -1,0 +1,42 @@
+"""Composition root of the projects service: settings in, a runnable ServiceApp out."""
+
+from __future__ import annotations
+
+
+from aiorch.projects.v1 import projects_pb2_grpc
+
+from services.common import messaging
+from services.common.config import ProjectsSettings
+from services.common.db import Database, make_engine
+from services.common.outbox import OutboxRelay
+from services.common.server import ServiceApp, Servicer
+from services.projects.catalog import ProjectCatalog
+from services.projects.handlers import ProjectServicer
+from services.projects.models import OUTBOX
+
+Settings = ProjectsSettings
+
+
+async def build_app(settings: ProjectsSettings) -> ServiceApp:
+    """Wire the projects service's catalog, servicer and outbox relay."""
+    db = Database(make_engine(settings.database_url, settings.db_pool_size))
+    nc = await messaging.connect(settings.nats_url, "projects")
+    js = nc.jetstream()
+    await messaging.ensure_topology(js)
+    relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+    async def close() -> None:
+        await nc.drain()
+        db.dispose()
+
+    return ServiceApp(
+        name="projects",
+        servicers=[
+            Servicer(
+                "aiorch.projects.v1.ProjectService",
+                ProjectServicer(ProjectCatalog(db, relay.wake)),
+                projects_pb2_grpc.add_ProjectServiceServicer_to_server,
+            ),
+        ],
+        background=[relay.run],
+        on_shutdown=[close],
+    )
