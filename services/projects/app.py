@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aiorch.projects.v1 import projects_pb2_grpc
 
 from services.common import messaging
