@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import grpc
 import httpx
 import pytest
 
-from services.devstack.stack import Endpoints, LocalStack, StackConfig
+from services.devstack.stack import SERVICES, Endpoints, LocalStack, StackConfig
 from tests.support import Accounts
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -22,12 +23,17 @@ TEST_SERVICE_ENV = {
     "AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS": "10",
     "AIORCH_LOGIN_FAILURE_WINDOW_SECONDS": "60",
     "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "300",
+    # A dead worker's job comes back after two seconds instead of thirty.
+    "AIORCH_WORKER_ACK_WAIT_SECONDS": "2",
+    # Tests serve inputs from a local HTTP server.
+    "AIORCH_WORKER_INPUT_ALLOW_NETWORKS": "127.0.0.0/8",
+    "AIORCH_MAX_UPLOAD_BYTES": str(5 * 1024 * 1024),
 }
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
-    """The running stack's endpoints; stopped at the end of the session."""
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The running stack, for tests that stop and restart its parts; stopped at the end of the session."""
     local = LocalStack(
         StackConfig(
             state_dir=tmp_path_factory.mktemp("stack"),
@@ -36,13 +42,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
             service_env=TEST_SERVICE_ENV,
             log_to_files=True,
             durable_postgres=False,
+            # While a service is being built, AIORCH_TEST_SERVICES=auth,projects runs a partial stack.
+            services=tuple(os.environ.get("AIORCH_TEST_SERVICES", ",".join(SERVICES)).split(",")),
+            workers=int(os.environ.get("AIORCH_TEST_WORKERS", "2")),
         )
     )
-    endpoints = local.start()
+    local.start()
     try:
-        yield endpoints
+        yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(local_stack: LocalStack) -> Endpoints:
+    """Where the running stack listens."""
+    assert local_stack.endpoints is not None
+    return local_stack.endpoints
 
 
 @pytest.fixture(scope="session")

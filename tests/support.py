@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,9 +74,7 @@ class Accounts:
         """A new user with `role`, logged in."""
         username = unique(role)
         profile = self.profiles.CreateProfile(
-            profiles_pb2.CreateProfileRequest(
-                username=username, role=role, password=password, name=role.title()
-            ),
+            profiles_pb2.CreateProfileRequest(username=username, role=role, password=password, name=role.title()),
             metadata=self.admin.metadata,
         )
         pair = self.login(username, password)
@@ -105,3 +105,49 @@ def forge(
     payload.update(claims or {})
     signing_key: Any = key if key is not None else load_pem_private_key(private_key_file.read_bytes(), None)
     return jwt.encode(payload, signing_key, algorithm=algorithm)
+
+
+def make_project(http: Any, user: User, name: str | None = None) -> dict[str, Any]:
+    """A project owned by `user`, created over REST."""
+    reply = http.post("/api/projects/", json={"name": name or unique("project")}, headers=user.headers)
+    assert reply.status_code == 200, reply.text
+    project: dict[str, Any] = reply.json()
+    return project
+
+
+def tts_job(http: Any, user: User, project_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    """A TTS job created over REST."""
+    body = {"project_id": project_id, "type": "TTS", "params": {"tts": {"text": text}}, **extra}
+    reply = http.post("/api/jobs/", json=body, headers=user.headers)
+    assert reply.status_code == 200, reply.text
+    job: dict[str, Any] = reply.json()
+    return job
+
+
+def watch_sse(http: Any, user: User, job_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Every job state a REST watcher receives (Server-Sent Events) until the stream ends."""
+    states: list[dict[str, Any]] = []
+    with http.stream("GET", f"/api/jobs/{job_id}/watch", headers=user.headers, timeout=timeout) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                states.append(json.loads(line[len("data: ") :])["job"])
+    return states
+
+
+def wait_for(http: Any, user: User, job_id: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
+    """Poll a job over REST until it is in one of `states`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = http.get(f"/api/jobs/{job_id}/", headers=user.headers).json()
+        if job.get("status") in states:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} is {job.get('status')}, not {states}, after {timeout} s")
+        time.sleep(0.1)
+
+
+def long_text(sentences: int = 300) -> str:
+    """A text that takes the TTS engine a while (many sentences, so cancel checkpoints come often)."""
+    return " ".join(f"This is sentence number {i} of a long story about a patient robot." for i in range(sentences))

@@ -21,8 +21,7 @@ from services.common.server import ServiceApp, Servicer
 
 TOKEN_SERVICE = "aiorch.auth.v1.TokenService"  # noqa: S105 - a service name, not a secret
 PUBLIC_METHODS = frozenset(
-    f"/{TOKEN_SERVICE}/{name}"
-    for name in ("ObtainToken", "RefreshToken", "VerifyToken", "RevokeToken", "GetJwks")
+    f"/{TOKEN_SERVICE}/{name}" for name in ("ObtainToken", "RefreshToken", "VerifyToken", "RevokeToken", "GetJwks")
 )
 
 

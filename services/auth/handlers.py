@@ -68,17 +68,11 @@ class TokenServicer(tokens_pb2_grpc.TokenServiceServicer):
         self._issuer = issuer
         self._trusted = trusted_proxies
 
-    async def ObtainToken(
-        self, request: tokens_pb2.ObtainTokenRequest, context: Context
-    ) -> tokens_pb2.TokenPair:
+    async def ObtainToken(self, request: tokens_pb2.ObtainTokenRequest, context: Context) -> tokens_pb2.TokenPair:
         address = client_address(context.peer(), context.invocation_metadata() or (), self._trusted)
-        return _pair(
-            await asyncio.to_thread(self._issuer.obtain, request.username, request.password, address)
-        )
+        return _pair(await asyncio.to_thread(self._issuer.obtain, request.username, request.password, address))
 
-    async def RefreshToken(
-        self, request: tokens_pb2.RefreshTokenRequest, context: Context
-    ) -> tokens_pb2.TokenPair:
+    async def RefreshToken(self, request: tokens_pb2.RefreshTokenRequest, context: Context) -> tokens_pb2.TokenPair:
         return _pair(await asyncio.to_thread(self._issuer.refresh, request.refresh))
 
     async def VerifyToken(
@@ -103,9 +97,7 @@ class ProfileServicer(profiles_pb2_grpc.ProfileServiceServicer):
     def __init__(self, directory: ProfileDirectory) -> None:
         self._directory = directory
 
-    async def CreateProfile(
-        self, request: profiles_pb2.CreateProfileRequest, context: Context
-    ) -> profiles_pb2.Profile:
+    async def CreateProfile(self, request: profiles_pb2.CreateProfileRequest, context: Context) -> profiles_pb2.Profile:
         new = NewProfile(
             username=request.username,
             role=request.role,
@@ -115,9 +107,7 @@ class ProfileServicer(profiles_pb2_grpc.ProfileServiceServicer):
         )
         return profile_message(await asyncio.to_thread(self._directory.create, current_caller(), new))
 
-    async def GetProfile(
-        self, request: profiles_pb2.GetProfileRequest, context: Context
-    ) -> profiles_pb2.Profile:
+    async def GetProfile(self, request: profiles_pb2.GetProfileRequest, context: Context) -> profiles_pb2.Profile:
         return profile_message(await asyncio.to_thread(self._directory.get, current_caller(), request.id))
 
     async def ListProfiles(
@@ -135,18 +125,14 @@ class ProfileServicer(profiles_pb2_grpc.ProfileServiceServicer):
             profiles=[profile_message(p) for p in page.profiles], next_page_token=page.next_page_token
         )
 
-    async def UpdateProfile(
-        self, request: profiles_pb2.UpdateProfileRequest, context: Context
-    ) -> profiles_pb2.Profile:
+    async def UpdateProfile(self, request: profiles_pb2.UpdateProfileRequest, context: Context) -> profiles_pb2.Profile:
         changes = ProfileChanges(
             email=_optional(request, "email"),
             name=_optional(request, "name"),
             role=_optional(request, "role"),
             active=_optional(request, "active"),
         )
-        return profile_message(
-            await asyncio.to_thread(self._directory.update, current_caller(), request.id, changes)
-        )
+        return profile_message(await asyncio.to_thread(self._directory.update, current_caller(), request.id, changes))
 
     async def DeleteProfile(
         self, request: profiles_pb2.DeleteProfileRequest, context: Context
@@ -173,9 +159,7 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
     def __init__(self, store: SettingsStore) -> None:
         self._store = store
 
-    async def CreateSetting(
-        self, request: settings_pb2.CreateSettingRequest, context: Context
-    ) -> settings_pb2.Setting:
+    async def CreateSetting(self, request: settings_pb2.CreateSettingRequest, context: Context) -> settings_pb2.Setting:
         new = NewSetting(
             key=request.key,
             value=request.value,
@@ -185,9 +169,7 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
         )
         return setting_message(await asyncio.to_thread(self._store.create, current_caller(), new))
 
-    async def GetSetting(
-        self, request: settings_pb2.GetSettingRequest, context: Context
-    ) -> settings_pb2.Setting:
+    async def GetSetting(self, request: settings_pb2.GetSettingRequest, context: Context) -> settings_pb2.Setting:
         return setting_message(await asyncio.to_thread(self._store.get, current_caller(), request.id))
 
     async def ListSettings(
@@ -206,17 +188,13 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
             settings=[setting_message(s) for s in page.settings], next_page_token=page.next_page_token
         )
 
-    async def UpdateSetting(
-        self, request: settings_pb2.UpdateSettingRequest, context: Context
-    ) -> settings_pb2.Setting:
+    async def UpdateSetting(self, request: settings_pb2.UpdateSettingRequest, context: Context) -> settings_pb2.Setting:
         changes = SettingChanges(
             value=_optional(request, "value"),
             value_type=_optional(request, "value_type"),
             description=_optional(request, "description"),
         )
-        return setting_message(
-            await asyncio.to_thread(self._store.update, current_caller(), request.id, changes)
-        )
+        return setting_message(await asyncio.to_thread(self._store.update, current_caller(), request.id, changes))
 
     async def DeleteSetting(
         self, request: settings_pb2.DeleteSettingRequest, context: Context

@@ -226,9 +226,7 @@ class SettingsStore:
             if not may_write(caller, row.user_id):
                 raise PermissionDenied("only admins write global settings")
             value_type = (
-                parse_value_type(changes.value_type)
-                if changes.value_type is not None
-                else ValueType(row.value_type)
+                parse_value_type(changes.value_type) if changes.value_type is not None else ValueType(row.value_type)
             )
             value = changes.value if changes.value is not None else row.value
             check_value(value, value_type)

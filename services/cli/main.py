@@ -125,9 +125,7 @@ def create_user(
     role: Annotated[str, typer.Option(help="admin, editor or viewer.")] = "viewer",
     email: Annotated[str, typer.Option(help="Contact address.")] = "",
     name: Annotated[str, typer.Option(help="Display name.")] = "",
-    password: Annotated[
-        str | None, typer.Option(help="Password (else AIORCH_NEW_PASSWORD, else a prompt).")
-    ] = None,
+    password: Annotated[str | None, typer.Option(help="Password (else AIORCH_NEW_PASSWORD, else a prompt).")] = None,
 ) -> None:
     """Create a user."""
     from services.auth.profiles import NewProfile  # noqa: PLC0415
@@ -212,9 +210,7 @@ def bootstrap_admin(
 def generate_keys(
     private: Annotated[Path, typer.Option(help="Where to write the private key (PEM).")],
     public: Annotated[Path, typer.Option(help="Where to write the public key (PEM).")],
-    jwks: Annotated[
-        Path | None, typer.Option(help="Also write the public key as a JWKS (for Envoy).")
-    ] = None,
+    jwks: Annotated[Path | None, typer.Option(help="Also write the public key as a JWKS (for Envoy).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
     """Create the Ed25519 key pair that signs tokens (and the JWKS the gateway verifies with)."""

@@ -255,7 +255,11 @@ class S3BlobStore:
         paginator = self._client.get_paginator("list_objects_v2")
         for prefix_form in (full, f"{full}/"):
             for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix_form):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", []) if o["Key"] in (full,) or o["Key"].startswith(f"{full}/")]
+                keys = [
+                    {"Key": o["Key"]}
+                    for o in page.get("Contents", [])
+                    if o["Key"] == full or o["Key"].startswith(f"{full}/")
+                ]
                 if keys:
                     self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": keys})
 

@@ -129,7 +129,9 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
     worker_max_deliver: int = Field(default=3, ge=1, description="Deliveries of one job before it is FAILED.")
     worker_time_limit_seconds: float = Field(default=900.0, gt=0, description="Default run-time limit of one attempt.")
     worker_time_limits: str = Field(default="", description="Per-type limits, e.g. `TTS=120,DUBBING=3600`.")
-    worker_input_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest input fetched from input_url.")
+    worker_input_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Largest input fetched from input_url."
+    )
     worker_input_timeout_seconds: float = Field(default=60.0, gt=0, description="Time limit of an input_url download.")
     worker_input_allow_networks: str = Field(
         default="", description="CIDRs that input_url may reach although private or loopback (tests, intranets)."

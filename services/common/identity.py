@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class Caller:
     user_id: uuid.UUID
     role: Role
     token_id: str
+    # The bearer token itself, forwarded when this service calls another on the caller's behalf.
+    token: str = field(default="", repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -83,9 +85,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("token is not valid") from exc
         if claims.get("typ") != token_type:
-            raise Unauthenticated(
-                f"not an {token_type} token" if token_type == ACCESS else "wrong token type"
-            )
+            raise Unauthenticated(f"not an {token_type} token" if token_type == ACCESS else "wrong token type")
         return claims
 
     def caller(self, token: str) -> Caller:
@@ -96,6 +96,7 @@ class TokenVerifier:
                 user_id=uuid.UUID(str(claims["sub"])),
                 role=Role(str(claims.get("role"))),
                 token_id=str(claims["jti"]),
+                token=token,
             )
         except ValueError as exc:
             raise Unauthenticated("token is not valid") from exc

@@ -60,9 +60,7 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
                     yield response
 
         factory = (
-            grpc.stream_stream_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_stream_rpc_method_handler
+            grpc.stream_stream_rpc_method_handler if handler.request_streaming else grpc.unary_stream_rpc_method_handler
         )
         return factory(
             streaming,
@@ -78,9 +76,7 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
         raise AssertionError("unreachable")  # pragma: no cover - the context manager never swallows
 
     factory_u = (
-        grpc.stream_unary_rpc_method_handler
-        if handler.request_streaming
-        else grpc.unary_unary_rpc_method_handler
+        grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
     )
     return factory_u(
         unary,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
@@ -50,7 +50,7 @@ def changes_subject(job_id: str) -> str:
     return f"{CHANGES_PREFIX}.{job_id}"
 
 
-async def connect(url: str, name: str, attempts: int = 60) -> NATS:
+async def connect(url: str, name: str, attempts: int = 60) -> NatsClient:
     """Connect, retrying the first connection; later disconnects reconnect forever."""
     last: Exception | None = None
     for _ in range(attempts):

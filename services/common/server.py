@@ -41,13 +41,13 @@ class ServiceApp:
     public_methods: frozenset[str] = frozenset()
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run when draining starts, before in-flight calls get their grace (e.g. end long streams).
+    on_drain: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server, Any]:
     """A server with every servicer, health and reflection mounted, not yet started."""
-    verifier = TokenVerifier(
-        load_public_key(settings.jwt_public_key_file), settings.jwt_issuer, settings.jwt_audience
-    )
+    verifier = TokenVerifier(load_public_key(settings.jwt_public_key_file), settings.jwt_issuer, settings.jwt_audience)
     server = aio.server(
         interceptors=[
             MetricsInterceptor(),
@@ -90,6 +90,8 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     # Readiness probes and Envoy's health checks see NOT_SERVING first and stop routing here.
     await health_servicer.enter_graceful_shutdown()
     await asyncio.sleep(settings.drain_delay_seconds)
+    for hook in app.on_drain:
+        await hook()
     await server.stop(settings.shutdown_grace_seconds)
     for task in tasks:
         task.cancel()

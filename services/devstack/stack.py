@@ -127,9 +127,7 @@ class LocalStack:
         env = self.worker_env(self.endpoints.nats_url, free_port())
         self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "worker"], env=env, cwd=ROOT)
 
-    def _service_env(
-        self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str
-    ) -> dict[str, str]:
+    def _service_env(self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str) -> dict[str, str]:
         private, public, _ = self._keys_paths
         env = {
             **self._base_env(nats, metrics_port),
@@ -194,8 +192,7 @@ class LocalStack:
                     descriptor_path=DESCRIPTOR,
                     jwks_path=jwks,
                     upstreams=[
-                        upstream(name, "127.0.0.1", int(addr.rsplit(":", 1)[1]))
-                        for name, addr in grpc_ports.items()
+                        upstream(name, "127.0.0.1", int(addr.rsplit(":", 1)[1])) for name, addr in grpc_ports.items()
                     ],
                     listen_address="127.0.0.1",
                     cors_origins=self.config.cors_origins,

@@ -23,6 +23,7 @@ async def build_app(settings: ProjectsSettings) -> ServiceApp:
     js = nc.jetstream()
     await messaging.ensure_topology(js)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+
     async def close() -> None:
         await nc.drain()
         db.dispose()

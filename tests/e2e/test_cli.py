@@ -40,9 +40,7 @@ def test_help_lists_the_admin_commands() -> None:
         assert command in out
 
 
-def test_operator_creates_promotes_resets_and_deactivates_a_user(
-    stack: Endpoints, http: httpx.Client
-) -> None:
+def test_operator_creates_promotes_resets_and_deactivates_a_user(stack: Endpoints, http: httpx.Client) -> None:
     name = unique("ops")
     created = run(stack, "create-user", name, "--role", "viewer", password="first password")
     assert created.returncode == 0, created.stderr

@@ -129,9 +129,7 @@ def test_users_edit_their_own_name_and_password(http: httpx.Client, accounts: Ac
 def test_profile_list_pages_follow_aip_158(http: httpx.Client, accounts: Accounts) -> None:
     for _ in range(2):
         accounts.create("editor")
-    first = http.get(
-        "/api/profiles/", params={"page_size": 1, "role": "editor"}, headers=accounts.admin.headers
-    ).json()
+    first = http.get("/api/profiles/", params={"page_size": 1, "role": "editor"}, headers=accounts.admin.headers).json()
     assert len(first["profiles"]) == 1
     second = http.get(
         "/api/profiles/",
@@ -150,22 +148,14 @@ def test_profile_list_pages_follow_aip_158(http: httpx.Client, accounts: Account
 def test_settings_rest_paths_and_filters(http: httpx.Client, accounts: Accounts) -> None:
     admin, user = accounts.admin, accounts.create("editor")
     key = unique("rest-setting")
-    bad = http.post(
-        "/api/settings/", json={"key": key, "value": "x", "value_type": "integer"}, headers=admin.headers
-    )
+    bad = http.post("/api/settings/", json={"key": key, "value": "x", "value_type": "integer"}, headers=admin.headers)
     assert bad.status_code == 400
     assert "not an integer" in bad.json()["message"]
-    made = http.post(
-        "/api/settings/", json={"key": key, "value": "7", "value_type": "integer"}, headers=admin.headers
-    )
+    made = http.post("/api/settings/", json={"key": key, "value": "7", "value_type": "integer"}, headers=admin.headers)
     assert made.status_code == 200
     assert made.json()["user"] == ""
-    assert (
-        http.post("/api/settings/", json={"key": key, "value": "8"}, headers=admin.headers).status_code == 409
-    )
-    assert (
-        http.post("/api/settings/", json={"key": key, "value": "8"}, headers=user.headers).status_code == 403
-    )
+    assert http.post("/api/settings/", json={"key": key, "value": "8"}, headers=admin.headers).status_code == 409
+    assert http.post("/api/settings/", json={"key": key, "value": "8"}, headers=user.headers).status_code == 403
     mine = http.post(
         "/api/settings/",
         json={"key": key, "value": "9", "value_type": "integer", "user": "me"},
@@ -174,9 +164,7 @@ def test_settings_rest_paths_and_filters(http: httpx.Client, accounts: Accounts)
     assert mine.status_code == 200
     effective = http.get("/api/settings/effective/", headers=user.headers).json()["settings"]
     assert {s["key"]: s["value"] for s in effective}[key] == "9"
-    global_only = http.get(
-        "/api/settings/", params={"global_only": "true", "key": key}, headers=user.headers
-    ).json()
+    global_only = http.get("/api/settings/", params={"global_only": "true", "key": key}, headers=user.headers).json()
     assert [s["value"] for s in global_only["settings"]] == ["7"]
     by_user = http.get("/api/settings/", params={"user": user.id}, headers=admin.headers).json()
     assert [s["id"] for s in by_user["settings"]] == [mine.json()["id"]]
@@ -211,9 +199,7 @@ def test_native_grpc_with_a_forged_token_is_unauthenticated_at_the_gateway(
     stub = profiles_pb2_grpc.ProfileServiceStub(gateway_channel)
     forged = ATTACKS[0](stack, accounts)
     with pytest.raises(grpc.RpcError) as err:
-        stub.ListProfiles(
-            profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {forged}"),)
-        )
+        stub.ListProfiles(profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {forged}"),))
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 

@@ -86,15 +86,11 @@ def test_forged_tokens_are_unauthenticated_at_the_service(
     token = attack(stack, accounts)
     profiles = profiles_pb2_grpc.ProfileServiceStub(auth_channel)
     with pytest.raises(grpc.RpcError) as err:
-        profiles.ListProfiles(
-            profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {token}"),)
-        )
+        profiles.ListProfiles(profiles_pb2.ListProfilesRequest(), metadata=(("authorization", f"Bearer {token}"),))
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_a_correctly_signed_token_passes(
-    stack: Endpoints, accounts: Accounts, auth_channel: grpc.Channel
-) -> None:
+def test_a_correctly_signed_token_passes(stack: Endpoints, accounts: Accounts, auth_channel: grpc.Channel) -> None:
     token = forge(stack.private_key, {"sub": accounts.admin.id})
     profiles = profiles_pb2_grpc.ProfileServiceStub(auth_channel)
     reply = profiles.GetProfile(

@@ -57,9 +57,7 @@ def test_there_is_no_signup_without_a_token(profiles: profiles_pb2_grpc.ProfileS
     expect(Code.UNAUTHENTICATED, lambda: profiles.CreateProfile(create_request()))
 
 
-def test_a_taken_username_already_exists(
-    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
-) -> None:
+def test_a_taken_username_already_exists(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
     request = create_request()
     profiles.CreateProfile(request, metadata=accounts.admin.metadata)
     expect(Code.ALREADY_EXISTS, lambda: profiles.CreateProfile(request, metadata=accounts.admin.metadata))
@@ -90,9 +88,7 @@ def test_users_read_themselves_but_not_others(
 ) -> None:
     user, other = accounts.create(role), accounts.create("viewer")
     assert profiles.GetProfile(profiles_pb2.GetProfileRequest(id="me"), metadata=user.metadata).id == user.id
-    assert (
-        profiles.GetProfile(profiles_pb2.GetProfileRequest(id=user.id), metadata=user.metadata).id == user.id
-    )
+    assert profiles.GetProfile(profiles_pb2.GetProfileRequest(id=user.id), metadata=user.metadata).id == user.id
     expect(
         Code.NOT_FOUND,
         lambda: profiles.GetProfile(profiles_pb2.GetProfileRequest(id=other.id), metadata=user.metadata),
@@ -117,17 +113,13 @@ def test_unknown_and_malformed_ids_are_not_found(
         )
 
 
-def test_non_admins_list_only_themselves(
-    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
-) -> None:
+def test_non_admins_list_only_themselves(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
     viewer = accounts.create("viewer")
     listed = profiles.ListProfiles(profiles_pb2.ListProfilesRequest(), metadata=viewer.metadata)
     assert [p.id for p in listed.profiles] == [viewer.id]
 
 
-def test_admins_page_through_everyone(
-    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
-) -> None:
+def test_admins_page_through_everyone(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
     for _ in range(3):
         accounts.create("viewer")
     seen: list[str] = []
@@ -161,9 +153,7 @@ def test_search_matches_name_and_treats_wildcards_literally(
     assert list(wildcard.profiles) == []
 
 
-def test_users_change_their_own_name_only(
-    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
-) -> None:
+def test_users_change_their_own_name_only(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
     user = accounts.create("editor")
     updated = profiles.UpdateProfile(
         profiles_pb2.UpdateProfileRequest(id="me", name="New Name"), metadata=user.metadata
@@ -194,22 +184,16 @@ def test_admins_set_roles_and_the_next_token_carries_it(
     )
     assert updated.role == "editor"
     assert (
-        jwt.decode(accounts.login(user.username, user.password).access, options={"verify_signature": False})[
-            "role"
-        ]
+        jwt.decode(accounts.login(user.username, user.password).access, options={"verify_signature": False})["role"]
         == "editor"
     )
 
 
-def test_admins_cannot_lock_themselves_out(
-    profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts
-) -> None:
+def test_admins_cannot_lock_themselves_out(profiles: profiles_pb2_grpc.ProfileServiceStub, accounts: Accounts) -> None:
     admin = accounts.create("admin")
     expect(
         Code.FAILED_PRECONDITION,
-        lambda: profiles.DeleteProfile(
-            profiles_pb2.DeleteProfileRequest(id=admin.id), metadata=admin.metadata
-        ),
+        lambda: profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=admin.id), metadata=admin.metadata),
     )
     expect(
         Code.FAILED_PRECONDITION,
@@ -223,9 +207,7 @@ def test_only_admins_deactivate(profiles: profiles_pb2_grpc.ProfileServiceStub, 
     editor, victim = accounts.create("editor"), accounts.create("viewer")
     expect(
         Code.NOT_FOUND,
-        lambda: profiles.DeleteProfile(
-            profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=editor.metadata
-        ),
+        lambda: profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=editor.metadata),
     )
     profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=victim.id), metadata=accounts.admin.metadata)
     got = profiles.GetProfile(profiles_pb2.GetProfileRequest(id=victim.id), metadata=accounts.admin.metadata)
@@ -239,9 +221,7 @@ def test_users_change_their_password_with_the_old_one(
     expect(
         Code.PERMISSION_DENIED,
         lambda: profiles.SetPassword(
-            profiles_pb2.SetPasswordRequest(
-                id="me", old_password="wrong one", new_password="brand new secret"
-            ),
+            profiles_pb2.SetPasswordRequest(id="me", old_password="wrong one", new_password="brand new secret"),
             metadata=user.metadata,
         ),
     )

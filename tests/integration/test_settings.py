@@ -16,9 +16,7 @@ def settings(auth_channel: grpc.Channel) -> settings_pb2_grpc.SettingsServiceStu
     return settings_pb2_grpc.SettingsServiceStub(auth_channel)
 
 
-def create(
-    settings: settings_pb2_grpc.SettingsServiceStub, caller: User, **fields: str
-) -> settings_pb2.Setting:
+def create(settings: settings_pb2_grpc.SettingsServiceStub, caller: User, **fields: str) -> settings_pb2.Setting:
     return settings.CreateSetting(settings_pb2.CreateSettingRequest(**fields), metadata=caller.metadata)
 
 
@@ -56,9 +54,7 @@ def test_values_must_parse_as_their_type(
     )
 
 
-def test_unknown_value_type_is_invalid(
-    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
-) -> None:
+def test_unknown_value_type_is_invalid(settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts) -> None:
     expect(
         Code.INVALID_ARGUMENT,
         lambda: create(settings, accounts.admin, key=unique("k"), value="x", value_type="date"),
@@ -84,9 +80,7 @@ def test_only_admins_write_global_settings(
     )
 
 
-def test_viewers_never_write_settings(
-    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
-) -> None:
+def test_viewers_never_write_settings(settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts) -> None:
     viewer = accounts.create("viewer")
     expect(Code.PERMISSION_DENIED, lambda: create(settings, viewer, key=unique("v"), value="1", user="me"))
 
@@ -119,16 +113,10 @@ def test_personal_settings_of_others_are_invisible(
         Code.NOT_FOUND,
         lambda: settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=stranger.metadata),
     )
-    expect(
-        Code.PERMISSION_DENIED, lambda: create(settings, stranger, key=unique("p"), value="x", user=owner.id)
-    )
-    listed = settings.ListSettings(
-        settings_pb2.ListSettingsRequest(user=owner.id), metadata=stranger.metadata
-    )
+    expect(Code.PERMISSION_DENIED, lambda: create(settings, stranger, key=unique("p"), value="x", user=owner.id))
+    listed = settings.ListSettings(settings_pb2.ListSettingsRequest(user=owner.id), metadata=stranger.metadata)
     assert list(listed.settings) == []
-    seen_by_admin = settings.GetSetting(
-        settings_pb2.GetSettingRequest(id=made.id), metadata=accounts.admin.metadata
-    )
+    seen_by_admin = settings.GetSetting(settings_pb2.GetSettingRequest(id=made.id), metadata=accounts.admin.metadata)
     assert seen_by_admin.user == owner.id
 
 
@@ -151,22 +139,16 @@ def test_personal_values_override_global_ones(
     create(settings, accounts.admin, key=only_global, value="150", value_type="integer")
     user = accounts.create("editor")
     create(settings, user, key=key, value="amy", user="me")
-    effective = settings.GetEffectiveSettings(
-        settings_pb2.GetEffectiveSettingsRequest(), metadata=user.metadata
-    )
+    effective = settings.GetEffectiveSettings(settings_pb2.GetEffectiveSettingsRequest(), metadata=user.metadata)
     values = {s.key: (s.value, s.user) for s in effective.settings}
     assert values[key] == ("amy", user.id)
     assert values[only_global] == ("150", "")
     other = accounts.create("viewer")
-    effective_other = settings.GetEffectiveSettings(
-        settings_pb2.GetEffectiveSettingsRequest(), metadata=other.metadata
-    )
+    effective_other = settings.GetEffectiveSettings(settings_pb2.GetEffectiveSettingsRequest(), metadata=other.metadata)
     assert {s.key: s.value for s in effective_other.settings}[key] == "joe"
 
 
-def test_filters_user_and_global_only(
-    settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts
-) -> None:
+def test_filters_user_and_global_only(settings: settings_pb2_grpc.SettingsServiceStub, accounts: Accounts) -> None:
     user = accounts.create("editor")
     mine = create(settings, user, key=unique("f"), value="1", user="me")
     shared = create(settings, accounts.admin, key=unique("f"), value="1")

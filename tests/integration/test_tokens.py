@@ -85,9 +85,7 @@ def test_other_logins_survive_a_reuse_in_one_family(
     assert refresh(tokens, other_login.refresh).access
 
 
-def test_logout_revokes_the_refresh_token(
-    accounts: Accounts, tokens: tokens_pb2_grpc.TokenServiceStub
-) -> None:
+def test_logout_revokes_the_refresh_token(accounts: Accounts, tokens: tokens_pb2_grpc.TokenServiceStub) -> None:
     user = accounts.create("editor")
     tokens.RevokeToken(tokens_pb2.RevokeTokenRequest(refresh=user.refresh))
     with pytest.raises(grpc.RpcError) as err:
@@ -181,9 +179,7 @@ def test_an_access_token_cannot_be_used_as_a_refresh_token(
     assert err.value.code() is Code.UNAUTHENTICATED
 
 
-def test_an_expired_refresh_token_is_refused(
-    stack: Endpoints, tokens: tokens_pb2_grpc.TokenServiceStub
-) -> None:
+def test_an_expired_refresh_token_is_refused(stack: Endpoints, tokens: tokens_pb2_grpc.TokenServiceStub) -> None:
     token = forge(
         stack.private_key,
         {"typ": "refresh", "jti": str(uuid.uuid4()), "fam": str(uuid.uuid4())},

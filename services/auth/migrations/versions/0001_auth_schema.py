@@ -74,9 +74,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
-        sa.UniqueConstraint(
-            "key", "user_id", name="uq_settings_key_user", postgresql_nulls_not_distinct=True
-        ),
+        sa.UniqueConstraint("key", "user_id", name="uq_settings_key_user", postgresql_nulls_not_distinct=True),
         sa.CheckConstraint(
             "value_type IN ('string', 'integer', 'float', 'boolean', 'json')", name="ck_settings_value_type"
         ),

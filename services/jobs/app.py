@@ -1,0 +1,72 @@
+"""Composition root of the jobs service."""
+
+from __future__ import annotations
+
+from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
+
+from services.common import messaging
+from services.common.blobs import open_blob_store
+from services.common.config import JobsSettings
+from services.common.db import Database, make_engine
+from services.common.outbox import OutboxRelay
+from services.common.server import ServiceApp, Servicer
+from services.jobs.book import JobBook
+from services.jobs.cleanup import ProjectCleanup
+from services.jobs.files import FileBook
+from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
+from services.jobs.intake import EventIntake
+from services.jobs.models import OUTBOX
+from services.jobs.projects_client import ProjectsClient
+from services.jobs.results import ResultBook
+from services.jobs.watch import ChangeBroadcaster, WatchHub
+
+Settings = JobsSettings
+
+
+async def build_app(settings: JobsSettings) -> ServiceApp:
+    """Wire the jobs service: database, NATS, blob store, projects client, background loops."""
+    db = Database(make_engine(settings.database_url, settings.db_pool_size))
+    nc = await messaging.connect(settings.nats_url, "jobs")
+    js = nc.jetstream()
+    await messaging.ensure_topology(js)
+    blobs = open_blob_store(settings)
+    projects = ProjectsClient(settings.projects_address)
+    relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+    broadcast = ChangeBroadcaster(nc)
+    hub = WatchHub(settings.watch_queue_size)
+    book = JobBook(db, projects, blobs, relay.wake, broadcast)
+    intake = EventIntake(db, js, broadcast)
+    cleanup = ProjectCleanup(db, js, book, broadcast, relay.wake)
+
+    async def listen() -> None:
+        await hub.listen(nc)
+
+    async def close() -> None:
+        await projects.close()
+        # close, not drain: nats-py 2.16 hangs draining after a pull fetch timed out.
+        await nc.close()
+        db.dispose()
+
+    return ServiceApp(
+        name="jobs",
+        servicers=[
+            Servicer(
+                "aiorch.jobs.v1.JobService",
+                JobServicer(book, hub, projects),
+                jobs_pb2_grpc.add_JobServiceServicer_to_server,
+            ),
+            Servicer(
+                "aiorch.jobs.v1.FileService",
+                FileServicer(FileBook(db, blobs, settings.max_upload_bytes)),
+                files_pb2_grpc.add_FileServiceServicer_to_server,
+            ),
+            Servicer(
+                "aiorch.jobs.v1.JobResultService",
+                JobResultServicer(ResultBook(db, projects, blobs, broadcast)),
+                results_pb2_grpc.add_JobResultServiceServicer_to_server,
+            ),
+        ],
+        background=[relay.run, intake.run, cleanup.run, listen],
+        on_shutdown=[close],
+        on_drain=[hub.shutdown],
+    )

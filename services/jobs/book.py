@@ -1,0 +1,504 @@
+"""Jobs: create, read, list, change, cancel, retry and delete, under the project's permissions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiorch.jobs.v1 import types_pb2
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.common.blobs import BlobStore
+from services.common.db import Database, like_pattern, utcnow
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.identity import Caller
+from services.common.outbox import enqueue
+from services.common.pagination import next_page_token, read_page
+from services.jobs import media
+from services.jobs.dispatch import cancel_message, dispatch_message
+from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
+from services.jobs.metrics import JOBS_CREATED, JOBS_FINISHED
+from services.jobs.models import OUTBOX, File, Job, JobAttempt, JobLog, Result
+from services.jobs.projects_client import Access, ProjectsClient
+from services.jobs.views import JobView, ResultView
+from services.jobs.watch import Broadcast
+
+# JobParams oneof field -> job type, to check that the parameters fit the type.
+PARAMS_FIELD = {
+    "stt": "STT",
+    "tts": "TTS",
+    "voice_cloning": "VOICE_CLONING",
+    "dubbing": "DUBBING",
+    "ai_stories": "AI_STORIES",
+}
+ORDERING: dict[str, Any] = {
+    "created_at": Job.created_at.asc(),
+    "-created_at": Job.created_at.desc(),
+    "name": Job.name.asc(),
+    "-name": Job.name.desc(),
+    "status": Job.status.asc(),
+    "-status": Job.status.desc(),
+}
+MAX_TEXT = 100_000
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a client asks for."""
+
+    project_id: str
+    type: str
+    params: types_pb2.JobParams
+    name: str = ""
+    description: str = ""
+    input_file_id: str = ""
+    input_url: str = ""
+    client_request_id: str = ""
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Filters, search, ordering and page of a job list."""
+
+    page_size: int = 0
+    page_token: str = ""
+    project_id: str = ""
+    type: str = ""
+    status: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    search: str = ""
+    ordering: str = ""
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of jobs."""
+
+    jobs: list[JobView]
+    next_page_token: str
+    total_size: int
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """Fields to change; None leaves a field as it is."""
+
+    name: str | None = None
+    description: str | None = None
+    params: types_pb2.JobParams | None = None
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    """A UUID, or NOT_FOUND naming `what` (ids of other users' objects must not be distinguishable)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{what} {value!r} not found") from None
+
+
+def check_params(job_type: str, params: types_pb2.JobParams) -> None:
+    """INVALID_ARGUMENT unless the parameters are the type's own and usable."""
+    which = params.WhichOneof("params")
+    if which is None:
+        raise InvalidArgument(f"params must hold the {job_type.lower()} parameters")
+    if PARAMS_FIELD[which] != job_type:
+        raise InvalidArgument(f"params are for {PARAMS_FIELD[which]} but the job type is {job_type}")
+    texts = {
+        "tts": params.tts.text,
+        "voice_cloning": params.voice_cloning.text,
+        "ai_stories": params.ai_stories.script,
+    }
+    if which in texts:
+        text = texts[which]
+        if not text.strip():
+            raise InvalidArgument("the text to speak is empty")
+        if len(text) > MAX_TEXT:
+            raise InvalidArgument(f"the text is longer than {MAX_TEXT} characters")
+    if which == "dubbing" and not params.dubbing.target_language:
+        raise InvalidArgument("dubbing needs a target_language")
+    if which == "dubbing" and not 0.0 <= params.dubbing.original_volume <= 1.0:
+        raise InvalidArgument("original_volume must be between 0.0 and 1.0")
+
+
+def check_input_url(url: str) -> str:
+    """Only absolute http(s) URLs; where they may point is checked by the worker that fetches them."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument("input_url must be an http:// or https:// address")
+    if len(url) > 2048:
+        raise InvalidArgument("input_url is longer than 2048 characters")
+    return url
+
+
+def _job_type(value: str) -> str:
+    if value not in PARAMS_FIELD.values():
+        raise InvalidArgument(f"type must be one of {', '.join(PARAMS_FIELD.values())}")
+    return value
+
+
+class JobBook:
+    """The jobs and their rules; every write that workers must hear of goes through the outbox."""
+
+    def __init__(
+        self,
+        db: Database,
+        projects: ProjectsClient,
+        blobs: BlobStore,
+        wake_relay: Callable[[], None],
+        broadcast: Broadcast,
+    ) -> None:
+        self._db = db
+        self._projects = projects
+        self._blobs = blobs
+        self._wake = wake_relay
+        self._broadcast = broadcast
+
+    async def _access(self, caller: Caller, project_id: uuid.UUID) -> Access:
+        if caller.is_admin:
+            return Access.OWNER
+        return await self._projects.access(caller, project_id)
+
+    async def _require(self, caller: Caller, job_id: str, need: Access) -> JobView:
+        """The job, if the caller may `need` on its project; NOT_FOUND when they may not even see it."""
+        key = parse_uuid(job_id, "job")
+        view = await asyncio.to_thread(self._load_view, key)
+        if view is None:
+            raise NotFound(f"job {job_id!r} not found")
+        access = await self._access(caller, view.project_id)
+        if access < Access.READ:
+            raise NotFound(f"job {job_id!r} not found")
+        if access < need:
+            raise PermissionDenied("you may read this job but not change it")
+        return view
+
+    def _load_view(self, job_id: uuid.UUID) -> JobView | None:
+        with self._db.transaction() as session:
+            job = session.get(Job, job_id)
+            return self._view(session, job) if job else None
+
+    @staticmethod
+    def _view(session: Session, job: Job) -> JobView:
+        result_id = session.scalar(select(Result.id).where(Result.job_id == job.id))
+        return JobView.of(job, result_id)
+
+    async def _publish(self, view: JobView, log_lines: list[str] | None = None) -> None:
+        self._wake()
+        await self._broadcast(view, log_lines or [])
+
+    async def create(self, caller: Caller, new: NewJob) -> JobView:
+        """Accept a job: the row and its dispatch commit together; a repeated request id returns the first."""
+        project_id = parse_uuid(new.project_id, "project")
+        job_type = _job_type(new.type)
+        access = await self._access(caller, project_id)
+        if access < Access.READ:
+            raise NotFound(f"project {new.project_id!r} not found")
+        if access < Access.WRITE:
+            raise PermissionDenied("you may not create jobs in this project")
+        check_params(job_type, new.params)
+        if len(new.name) > 200:
+            raise InvalidArgument("name must be at most 200 characters")
+        if len(new.client_request_id) > 200:
+            raise InvalidArgument("client_request_id must be at most 200 characters")
+        if media.needs_input(job_type):
+            if bool(new.input_file_id) == bool(new.input_url):
+                raise InvalidArgument(f"{job_type} needs exactly one of input_file_id and input_url")
+        elif new.input_file_id or new.input_url:
+            raise InvalidArgument(f"{job_type} takes no input file")
+        input_url = check_input_url(new.input_url) if new.input_url else ""
+        view, created = await asyncio.to_thread(self._insert, caller, project_id, job_type, new, input_url)
+        if created:
+            JOBS_CREATED.labels(job_type).inc()
+            await self._publish(view)
+        return view
+
+    def _insert(
+        self, caller: Caller, project_id: uuid.UUID, job_type: str, new: NewJob, input_url: str
+    ) -> tuple[JobView, bool]:
+        request_id = new.client_request_id or None
+        try:
+            with self._db.transaction() as session:
+                if request_id:
+                    existing = session.scalar(
+                        select(Job).where(Job.owner_id == caller.user_id, Job.client_request_id == request_id)
+                    )
+                    if existing is not None:
+                        return self._view(session, existing), False
+                input_file = None
+                if new.input_file_id:
+                    input_file = session.get(File, parse_uuid(new.input_file_id, "file"))
+                    if input_file is None or (input_file.owner_id != caller.user_id and not caller.is_admin):
+                        raise NotFound(f"file {new.input_file_id!r} not found")
+                    media.check_input_kind(job_type, input_file.content_type, input_file.filename)
+                now = utcnow()
+                job = Job(
+                    id=uuid.uuid4(),
+                    project_id=project_id,
+                    owner_id=caller.user_id,
+                    name=new.name.strip(),
+                    description=new.description,
+                    type=job_type,
+                    status=JobState.PENDING.value,
+                    progress=0,
+                    message="",
+                    params=new.params.SerializeToString(),
+                    input_file_id=input_file.id if input_file else None,
+                    input_url=input_url,
+                    client_request_id=request_id,
+                    attempt=1,
+                    attempts=0,
+                    error="",
+                    worker_id="",
+                    cancel_requested=False,
+                    last_delivery=0,
+                    last_sequence=0,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(job)
+                session.flush()
+                enqueue(session, OUTBOX, dispatch_message(job, input_file))
+                return JobView.of(job), True
+        except IntegrityError:
+            # Two creates with one request id raced; the other one won.
+            with self._db.transaction() as session:
+                existing = session.scalar(
+                    select(Job).where(Job.owner_id == caller.user_id, Job.client_request_id == request_id)
+                )
+                if existing is None:
+                    raise
+                return self._view(session, existing), False
+
+    async def get(self, caller: Caller, job_id: str) -> JobView:
+        """A job the caller may see."""
+        return await self._require(caller, job_id, Access.READ)
+
+    async def list_jobs(self, caller: Caller, query: JobQuery) -> JobPage:
+        """Jobs in projects the caller may see, filtered, searched, ordered and paged."""
+        ordering = query.ordering or "-created_at"
+        if ordering not in ORDERING:
+            raise InvalidArgument(f"ordering must be one of {', '.join(ORDERING)}")
+        fingerprint = {
+            "p": query.project_id,
+            "t": query.type,
+            "s": query.status,
+            "a": str(query.created_after),
+            "b": str(query.created_before),
+            "q": query.search,
+            "o": ordering,
+            "u": str(caller.user_id),
+        }
+        page = read_page(query.page_size, query.page_token, fingerprint)
+        statement: Select[Job] = select(Job)
+        if query.project_id:
+            try:
+                statement = statement.where(Job.project_id == uuid.UUID(query.project_id))
+            except ValueError:
+                return JobPage([], "", 0)
+        if not caller.is_admin:
+            visible = await self._projects.visible_projects(caller)
+            statement = statement.where(Job.project_id.in_(visible))
+        if query.type:
+            statement = statement.where(Job.type == _job_type(query.type))
+        if query.status:
+            statement = statement.where(Job.status == query.status)
+        if query.created_after:
+            statement = statement.where(Job.created_at >= query.created_after)
+        if query.created_before:
+            statement = statement.where(Job.created_at < query.created_before)
+        if query.search:
+            statement = statement.where(Job.name.ilike(like_pattern(query.search), escape="\\"))
+        ordered = statement.order_by(ORDERING[ordering], Job.id)
+
+        def run() -> JobPage:
+            with self._db.transaction() as session:
+                total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+                rows = list(session.scalars(ordered.offset(page.offset).limit(page.size + 1)))
+                views = [self._view(session, r) for r in rows[: page.size]]
+            token = next_page_token(page, len(views), len(rows) > page.size, fingerprint)
+            return JobPage(views, token, total)
+
+        return await asyncio.to_thread(run)
+
+    async def update(self, caller: Caller, job_id: str, changes: JobChanges) -> JobView:
+        """Rename or re-describe; new parameters only while PENDING (the old dispatch is called off)."""
+        view = await self._require(caller, job_id, Access.WRITE)
+        if changes.params is not None:
+            check_params(view.type, changes.params)
+        if changes.name is not None and len(changes.name) > 200:
+            raise InvalidArgument("name must be at most 200 characters")
+
+        def run() -> JobView:
+            with self._db.transaction() as session:
+                job = session.get_one(Job, view.id, with_for_update=True)
+                if changes.params is not None:
+                    if not may_edit_params(JobState(job.status)):
+                        raise FailedPrecondition(f"parameters change only while PENDING; the job is {job.status}")
+                    # The dispatched message carries the old parameters: flag it cancelled and send a new attempt.
+                    enqueue(session, OUTBOX, cancel_message(job))
+                    job.attempt += 1
+                    job.params = changes.params.SerializeToString()
+                    input_file = session.get(File, job.input_file_id) if job.input_file_id else None
+                    enqueue(session, OUTBOX, dispatch_message(job, input_file))
+                if changes.name is not None:
+                    job.name = changes.name.strip()
+                if changes.description is not None:
+                    job.description = changes.description
+                _touch(job)
+                return self._view(session, job)
+
+        updated = await asyncio.to_thread(run)
+        await self._publish(updated)
+        return updated
+
+    async def cancel(self, caller: Caller, job_id: str) -> JobView:
+        """A pending job is CANCELLED now and never starts; a running one stops at its next checkpoint."""
+        view = await self._require(caller, job_id, Access.WRITE)
+        updated = await asyncio.to_thread(self._cancel, view.id)
+        await self._publish(updated)
+        return updated
+
+    def _cancel(self, job_id: uuid.UUID) -> JobView:
+        with self._db.transaction() as session:
+            job = session.get_one(Job, job_id, with_for_update=True)
+            state = JobState(job.status)
+            if not may_cancel(state):
+                raise FailedPrecondition(f"the job is already {state.value}")
+            enqueue(session, OUTBOX, cancel_message(job))
+            job.cancel_requested = True
+            if state is JobState.PENDING:
+                job.status = JobState.CANCELLED.value
+                job.error = "cancelled on request"
+                job.finished_at = utcnow()
+                JOBS_FINISHED.labels(job.type, JobState.CANCELLED.value).inc()
+            _touch(job)
+            return self._view(session, job)
+
+    async def retry(self, caller: Caller, job_id: str) -> JobView:
+        """Run a FAILED or CANCELLED job again as a new attempt; the old one stays in the history."""
+        view = await self._require(caller, job_id, Access.WRITE)
+
+        def run() -> JobView:
+            with self._db.transaction() as session:
+                job = session.get_one(Job, view.id, with_for_update=True)
+                if not may_retry(JobState(job.status)):
+                    raise FailedPrecondition(f"only FAILED or CANCELLED jobs can be retried; the job is {job.status}")
+                session.add(
+                    JobAttempt(
+                        job_id=job.id,
+                        attempt=job.attempt,
+                        status=job.status,
+                        error=job.error,
+                        worker_id=job.worker_id,
+                        started_at=job.started_at,
+                        finished_at=job.finished_at,
+                    )
+                )
+                job.attempt += 1
+                job.status = JobState.PENDING.value
+                job.progress, job.message, job.error, job.worker_id = 0, "", "", ""
+                job.started_at = job.finished_at = None
+                job.cancel_requested = False
+                job.last_delivery = job.last_sequence = 0
+                input_file = session.get(File, job.input_file_id) if job.input_file_id else None
+                enqueue(session, OUTBOX, dispatch_message(job, input_file))
+                _touch(job)
+                return self._view(session, job)
+
+        updated = await asyncio.to_thread(run)
+        await self._publish(updated)
+        return updated
+
+    async def delete(self, caller: Caller, job_id: str) -> None:
+        """Delete a job (a running one is told to stop first) and its result files."""
+        view = await self._require(caller, job_id, Access.WRITE)
+        final = await asyncio.to_thread(self.remove, view.id)
+        if final is not None:
+            await self._publish(final)
+
+    def remove(self, job_id: uuid.UUID) -> JobView | None:
+        """Delete a job row and its blobs; returns the job as CANCELLED if it was still active (for watchers)."""
+        with self._db.transaction() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                return None
+            ending = None
+            if may_cancel(JobState(job.status)):
+                enqueue(session, OUTBOX, cancel_message(job))
+                job.status = JobState.CANCELLED.value
+                job.error = "the job was deleted"
+                job.finished_at = utcnow()
+                _touch(job)
+                ending = JobView.of(job)
+            session.delete(job)
+        self._blobs.delete_prefix(f"results/{job_id}")
+        return ending
+
+    async def update_progress(self, caller: Caller, job_id: str, progress: int, message: str) -> JobView:
+        """Set progress by hand (admins): never lower than stored, only while the job is active."""
+        if not caller.is_admin:
+            raise PermissionDenied("only admins and workers report progress")
+        view = await self._require(caller, job_id, Access.WRITE)
+        if not 0 <= progress <= 100:
+            raise InvalidArgument("progress must be between 0 and 100")
+
+        def run() -> JobView:
+            with self._db.transaction() as session:
+                job = session.get_one(Job, view.id, with_for_update=True)
+                if JobState(job.status).final:
+                    raise FailedPrecondition(f"the job is already {job.status}")
+                job.progress = max(job.progress, progress)
+                if message:
+                    job.message = message
+                _touch(job)
+                return self._view(session, job)
+
+        updated = await asyncio.to_thread(run)
+        await self._publish(updated)
+        return updated
+
+    async def result_of(self, caller: Caller, job_id: str) -> ResultView:
+        """The result of a COMPLETED job."""
+        view = await self._require(caller, job_id, Access.READ)
+
+        def run() -> ResultView:
+            with self._db.transaction() as session:
+                row = session.scalar(select(Result).where(Result.job_id == view.id))
+                if row is None:
+                    raise FailedPrecondition(f"the job is {view.status.value}; a result exists once it COMPLETED")
+                return ResultView.of(row, view.project_id, job_log_lines(session, view.id))
+
+        return await asyncio.to_thread(run)
+
+    async def recent_logs(self, job_id: uuid.UUID, attempt: int, limit: int = 100) -> list[str]:
+        """The last log lines of an attempt, oldest first (for a watcher's first message)."""
+
+        def run() -> list[str]:
+            with self._db.transaction() as session:
+                rows = session.scalars(
+                    select(JobLog.line)
+                    .where(JobLog.job_id == job_id, JobLog.attempt == attempt)
+                    .order_by(JobLog.id.desc())
+                    .limit(limit)
+                )
+                return list(reversed(list(rows)))
+
+        return await asyncio.to_thread(run)
+
+
+def job_log_lines(session: Session, job_id: uuid.UUID) -> list[str]:
+    """Every log line of a job, oldest first."""
+    return list(session.scalars(select(JobLog.line).where(JobLog.job_id == job_id).order_by(JobLog.id)))
+
+
+def _touch(job: Job) -> None:
+    job.version += 1
+    job.updated_at = utcnow()

@@ -1,0 +1,306 @@
+"""gRPC servicers of the jobs service: read the request, call one domain function, map the result."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Any
+
+from aiorch.jobs.v1 import (
+    files_pb2,
+    files_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    results_pb2,
+    results_pb2_grpc,
+    types_pb2,
+)
+from google.api import httpbody_pb2
+from google.protobuf import json_format
+
+from services.common.errors import InvalidArgument
+from services.common.identity import Caller
+from services.common.interceptors import current_caller
+from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
+from services.jobs.convert import file_message, job_message, result_message, timestamp, update_message
+from services.jobs.files import FileBook, UploadHeader
+from services.jobs.lifecycle import JobState
+from services.jobs.metrics import WATCH_STREAMS
+from services.jobs.projects_client import Access, ProjectsClient
+from services.jobs.results import ResultBook, iterate_in_thread
+from services.jobs.views import JobView
+from services.jobs.watch import WatchHub
+
+Context = Any
+
+
+def _type_name(value: int) -> str:
+    return "" if value == types_pb2.JOB_TYPE_UNSPECIFIED else types_pb2.JobType.Name(value)  # type: ignore[arg-type]
+
+
+def _state_name(value: int) -> str:
+    return "" if value == types_pb2.JOB_STATE_UNSPECIFIED else types_pb2.JobState.Name(value)  # type: ignore[arg-type]
+
+
+def _optional(message: Any, field: str) -> Any:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _normalized(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        return job_id
+
+
+class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    """Jobs, progress and watch streams."""
+
+    def __init__(self, book: JobBook, hub: WatchHub, projects: ProjectsClient) -> None:
+        self._book = book
+        self._hub = hub
+        self._projects = projects
+
+    async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Context) -> jobs_pb2.Job:
+        new = NewJob(
+            project_id=request.project_id,
+            type=_type_name(request.type),
+            params=request.params,
+            name=request.name,
+            description=request.description,
+            input_file_id=request.input_file_id,
+            input_url=request.input_url,
+            client_request_id=request.client_request_id,
+        )
+        if not new.type:
+            raise InvalidArgument("type is required, e.g. TTS")
+        return job_message(await self._book.create(current_caller(), new))
+
+    async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.Job:
+        return job_message(await self._book.get(current_caller(), request.id))
+
+    async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Context) -> jobs_pb2.ListJobsResponse:
+        query = JobQuery(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            project_id=request.project_id,
+            type=_type_name(request.type),
+            status=_state_name(request.status),
+            created_after=request.created_after.ToDatetime(tzinfo=UTC) if request.HasField("created_after") else None,
+            created_before=request.created_before.ToDatetime(tzinfo=UTC)
+            if request.HasField("created_before")
+            else None,
+            search=request.search,
+            ordering=request.ordering,
+        )
+        page = await self._book.list_jobs(current_caller(), query)
+        return jobs_pb2.ListJobsResponse(
+            jobs=[job_message(j) for j in page.jobs],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    async def UpdateJob(self, request: jobs_pb2.UpdateJobRequest, context: Context) -> jobs_pb2.Job:
+        changes = JobChanges(
+            name=_optional(request, "name"),
+            description=_optional(request, "description"),
+            params=request.params if request.HasField("params") else None,
+        )
+        return job_message(await self._book.update(current_caller(), request.id, changes))
+
+    async def DeleteJob(self, request: jobs_pb2.DeleteJobRequest, context: Context) -> jobs_pb2.DeleteJobResponse:
+        await self._book.delete(current_caller(), request.id)
+        return jobs_pb2.DeleteJobResponse()
+
+    async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: Context) -> jobs_pb2.Job:
+        return job_message(await self._book.cancel(current_caller(), request.id))
+
+    async def RetryJob(self, request: jobs_pb2.RetryJobRequest, context: Context) -> jobs_pb2.Job:
+        return job_message(await self._book.retry(current_caller(), request.id))
+
+    async def UpdateProgress(self, request: jobs_pb2.UpdateProgressRequest, context: Context) -> jobs_pb2.Job:
+        view = await self._book.update_progress(current_caller(), request.id, request.progress, request.message)
+        return job_message(view)
+
+    async def GetResultForJob(
+        self, request: jobs_pb2.GetResultForJobRequest, context: Context
+    ) -> results_pb2.JobResult:
+        return result_message(await self._book.result_of(current_caller(), request.id))
+
+    async def WatchJob(self, request: jobs_pb2.WatchJobRequest, context: Context) -> AsyncIterator[jobs_pb2.JobUpdate]:
+        caller = current_caller()
+        # Open before reading the snapshot: a change between the two is buffered, not lost.
+        watcher = self._hub.open(_normalized(request.id))
+        WATCH_STREAMS.labels("job").inc()
+        try:
+            view = await self._book.get(caller, request.id)
+            yield update_message(view, await self._book.recent_logs(view.id, view.attempt))
+            last = view.version
+            if view.status.final:
+                return
+            async for update in watcher.updates():
+                if update.version <= last:
+                    continue
+                last = update.version
+                yield update
+                if JobState(types_pb2.JobState.Name(update.job.status)).final:
+                    return
+        finally:
+            self._hub.close(watcher)
+            WATCH_STREAMS.labels("job").dec()
+
+    async def WatchJobs(
+        self, request: jobs_pb2.WatchJobsRequest, context: Context
+    ) -> AsyncIterator[jobs_pb2.JobUpdate]:
+        caller = current_caller()
+        watcher = self._hub.open(None)
+        WATCH_STREAMS.labels("jobs").inc()
+        try:
+            visible: dict[str, bool] = {}
+            last: dict[str, int] = {}
+            for state in (JobState.PENDING, JobState.RUNNING):
+                page = await self._book.list_jobs(
+                    caller, JobQuery(page_size=500, project_id=request.project_id, status=state.value)
+                )
+                for view in page.jobs:
+                    visible[str(view.project_id)] = True
+                    last[str(view.id)] = view.version
+                    yield update_message(view, [])
+            async for update in watcher.updates():
+                job = update.job
+                if request.project_id and job.project_id != _normalized(request.project_id):
+                    continue
+                if update.version <= last.get(job.id, 0):
+                    continue
+                if job.project_id not in visible:
+                    visible[job.project_id] = await self._may_read(caller, job.project_id)
+                if not visible[job.project_id]:
+                    continue
+                last[job.id] = update.version
+                yield update
+        finally:
+            self._hub.close(watcher)
+            WATCH_STREAMS.labels("jobs").dec()
+
+    async def _may_read(self, caller: Caller, project_id: str) -> bool:
+        if caller.is_admin:
+            return True
+        return await self._projects.access(caller, project_id) >= Access.READ
+
+
+class FileServicer(files_pb2_grpc.FileServiceServicer):
+    """Input uploads."""
+
+    def __init__(self, files: FileBook) -> None:
+        self._files = files
+
+    async def UploadFile(
+        self, request_iterator: AsyncIterator[files_pb2.UploadFileRequest], context: Context
+    ) -> files_pb2.File:
+        messages = aiter(request_iterator)
+        try:
+            first = await anext(messages)
+        except StopAsyncIteration:
+            raise InvalidArgument("send a header message, then the content in chunks") from None
+        if first.WhichOneof("part") != "header":
+            raise InvalidArgument("the first message must be the header (filename, content_type)")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in messages:
+                if message.WhichOneof("part") != "chunk":
+                    raise InvalidArgument("only the first message may be a header")
+                yield message.chunk
+
+        header = UploadHeader(first.header.filename, first.header.content_type)
+        return file_message(await self._files.upload(current_caller(), header, chunks()))
+
+    async def UploadRawFile(
+        self, request_iterator: AsyncIterator[files_pb2.UploadRawFileRequest], context: Context
+    ) -> files_pb2.File:
+        messages = aiter(request_iterator)
+        try:
+            first = await anext(messages)
+        except StopAsyncIteration:
+            raise InvalidArgument("the request body is empty") from None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield first.body.data
+            async for message in messages:
+                yield message.body.data
+
+        header = UploadHeader(first.filename, first.body.content_type)
+        return file_message(await self._files.upload(current_caller(), header, chunks()))
+
+    async def GetFile(self, request: files_pb2.GetFileRequest, context: Context) -> files_pb2.File:
+        return file_message(await self._files.get(current_caller(), request.id))
+
+    async def DeleteFile(self, request: files_pb2.DeleteFileRequest, context: Context) -> files_pb2.DeleteFileResponse:
+        await self._files.delete(current_caller(), request.id)
+        return files_pb2.DeleteFileResponse()
+
+
+def _job_details(view: JobView) -> results_pb2.JobDetails:
+    return results_pb2.JobDetails(
+        id=str(view.id),
+        project_id=str(view.project_id),
+        name=view.name,
+        type=view.type,
+        status=view.status.value,
+        progress=view.progress,
+        created_at=timestamp(view.created_at),
+        finished_at=timestamp(view.finished_at),
+    )
+
+
+class JobResultServicer(results_pb2_grpc.JobResultServiceServicer):
+    """Results and downloads."""
+
+    def __init__(self, results: ResultBook) -> None:
+        self._results = results
+
+    async def CreateJobResult(
+        self, request: results_pb2.CreateJobResultRequest, context: Context
+    ) -> results_pb2.JobResult:
+        meta = json_format.MessageToDict(request.meta)
+        return result_message(await self._results.create(current_caller(), request.job_id, request.result_url, meta))
+
+    async def GetJobResult(self, request: results_pb2.GetJobResultRequest, context: Context) -> results_pb2.JobResult:
+        return result_message(await self._results.get(current_caller(), request.id))
+
+    async def ListJobResults(
+        self, request: results_pb2.ListJobResultsRequest, context: Context
+    ) -> results_pb2.ListJobResultsResponse:
+        page = await self._results.list_results(current_caller(), request.page_size, request.page_token, request.job_id)
+        return results_pb2.ListJobResultsResponse(
+            job_results=[result_message(r) for r in page.results], next_page_token=page.next_page_token
+        )
+
+    async def UpdateJobResult(
+        self, request: results_pb2.UpdateJobResultRequest, context: Context
+    ) -> results_pb2.JobResult:
+        meta = json_format.MessageToDict(request.meta) if request.HasField("meta") else None
+        view = await self._results.update(current_caller(), request.id, _optional(request, "result_url"), meta)
+        return result_message(view)
+
+    async def DeleteJobResult(
+        self, request: results_pb2.DeleteJobResultRequest, context: Context
+    ) -> results_pb2.DeleteJobResultResponse:
+        await self._results.delete(current_caller(), request.id)
+        return results_pb2.DeleteJobResultResponse()
+
+    async def GetJobDetails(
+        self, request: results_pb2.GetJobDetailsRequest, context: Context
+    ) -> results_pb2.JobDetails:
+        return _job_details(await self._results.job_details(current_caller(), request.id))
+
+    async def DownloadResult(
+        self, request: results_pb2.DownloadResultRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        download = await self._results.download(current_caller(), request.id, request.file)
+        first = True
+        async for chunk in iterate_in_thread(download.chunks):
+            yield httpbody_pb2.HttpBody(content_type=download.content_type if first else "", data=chunk)
+            first = False
+        if first:
+            yield httpbody_pb2.HttpBody(content_type=download.content_type, data=b"")

@@ -1,0 +1,22 @@
+"""Prometheus metrics of the jobs service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS_CREATED = Counter("aiorch_jobs_created_total", "Jobs accepted.", ["type"])
+JOBS_FINISHED = Counter("aiorch_jobs_finished_total", "Jobs that reached a final state.", ["type", "state"])
+QUEUE_WAIT = Histogram(
+    "aiorch_job_queue_wait_seconds",
+    "From acceptance to the first start of an attempt.",
+    ["type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RUN_SECONDS = Histogram(
+    "aiorch_job_run_seconds",
+    "From start to the final state of an attempt.",
+    ["type", "state"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+WATCH_STREAMS = Gauge("aiorch_watch_streams_active", "Open watch streams.", ["kind"])
+EVENTS_APPLIED = Counter("aiorch_job_events_total", "Worker events received, by kind and outcome.", ["kind", "outcome"])

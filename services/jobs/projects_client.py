@@ -1,0 +1,76 @@
+"""The jobs service asks the projects service what a caller may do; it never reads that schema."""
+
+from __future__ import annotations
+
+import uuid
+from enum import IntEnum
+
+import grpc
+from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
+from grpc import aio
+
+from services.common.errors import Unavailable
+from services.common.identity import Caller
+
+
+class Access(IntEnum):
+    """What a caller may do on a project; ordered, so `>=` compares."""
+
+    NONE = 1
+    READ = 2
+    WRITE = 3
+    OWNER = 4
+
+
+_FROM_PROTO = {
+    projects_pb2.ACCESS_NONE: Access.NONE,
+    projects_pb2.ACCESS_READ: Access.READ,
+    projects_pb2.ACCESS_WRITE: Access.WRITE,
+    projects_pb2.ACCESS_OWNER: Access.OWNER,
+}
+
+
+class ProjectsClient:
+    """CheckAccess and the caller's visible projects, over gRPC with the caller's own token."""
+
+    def __init__(self, address: str) -> None:
+        self._channel = aio.insecure_channel(address)
+        self._stub = projects_pb2_grpc.ProjectServiceStub(self._channel)
+
+    @staticmethod
+    def _metadata(caller: Caller) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {caller.token}"),)
+
+    async def access(self, caller: Caller, project_id: uuid.UUID | str) -> Access:
+        """The caller's access to a project (NONE when it does not exist or is hidden)."""
+        try:
+            reply = await self._stub.CheckAccess(
+                projects_pb2.CheckAccessRequest(project_id=str(project_id)),
+                metadata=self._metadata(caller),
+                timeout=10,
+            )
+        except grpc.RpcError as exc:
+            raise Unavailable(f"the projects service did not answer: {exc.code().name}") from exc
+        return _FROM_PROTO.get(reply.access, Access.NONE)
+
+    async def visible_projects(self, caller: Caller) -> list[uuid.UUID]:
+        """Every project the caller may read (admins: every project)."""
+        ids: list[uuid.UUID] = []
+        token = ""
+        while True:
+            try:
+                page = await self._stub.ListProjects(
+                    projects_pb2.ListProjectsRequest(page_size=500, page_token=token),
+                    metadata=self._metadata(caller),
+                    timeout=10,
+                )
+            except grpc.RpcError as exc:
+                raise Unavailable(f"the projects service did not answer: {exc.code().name}") from exc
+            ids += [uuid.UUID(p.id) for p in page.projects]
+            token = page.next_page_token
+            if not token:
+                return ids
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close(None)

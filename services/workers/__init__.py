@@ -1,0 +1,1 @@
+"""Workers: take dispatched jobs from JetStream, run an engine, report events, store results."""

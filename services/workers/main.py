@@ -1,0 +1,101 @@
+"""`aiorch worker`: one durable consumer per job type, until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+
+from services.common import messaging
+from services.common.blobs import open_blob_store
+from services.common.config import WorkerSettings
+from services.common.logging import get_logger
+from services.common.metrics import serve_metrics
+from services.workers.cancel import CancelFlags
+from services.workers.consumer import TypeConsumer, consumer_config
+from services.workers.engines.registry import ENGINES, create_engine, parse_job_types
+from services.workers.inputs import UrlPolicy, parse_networks
+from services.workers.runtime import JobRunner, RuntimeConfig
+from services.workers.timelimit import parse_time_limits
+
+log = get_logger(__name__)
+
+# After the grace, how long handing back may take (a log event and a nak per job, retried while NATS reconnects).
+HAND_BACK_SECONDS = 10.0
+
+
+def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
+    """The runtime's view of the settings; ValueError for a malformed limit or network."""
+    time_limits = parse_time_limits(settings.worker_time_limits)
+    unknown = sorted(set(time_limits) - set(ENGINES))
+    if unknown:
+        raise ValueError(f"time limit for unknown job type {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
+    return RuntimeConfig(
+        worker_id=settings.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        ack_wait_seconds=settings.worker_ack_wait_seconds,
+        max_deliver=settings.worker_max_deliver,
+        default_time_limit=settings.worker_time_limit_seconds,
+        time_limits=time_limits,
+        url_policy=UrlPolicy(
+            max_bytes=settings.worker_input_max_bytes,
+            timeout_seconds=settings.worker_input_timeout_seconds,
+            allow_networks=parse_networks(settings.worker_input_allow_networks),
+        ),
+    )
+
+
+async def run_workers(settings: WorkerSettings) -> None:
+    """Run until SIGTERM or SIGINT, then stop fetching, let running jobs finish and hand back the rest.
+
+    Raises ValueError for an unknown job type or a malformed setting, before connecting anywhere.
+    """
+    job_types = parse_job_types(settings.worker_types)
+    config = runtime_config(settings)
+    engines = {job_type: create_engine(job_type) for job_type in job_types}
+    store = open_blob_store(settings)
+    serve_metrics(settings.metrics_port, "0.0.0.0")  # noqa: S104 - scraped from inside the cluster
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    nc = await messaging.connect(settings.nats_url, f"aiorch-worker-{config.worker_id}")
+    try:
+        js = nc.jetstream()
+        await messaging.ensure_topology(js)
+        runner = JobRunner(js, CancelFlags(await js.key_value(messaging.CANCEL_BUCKET)), store, engines, config)
+        consumers = [
+            TypeConsumer(
+                js,
+                consumer_config(
+                    job_type,
+                    settings.worker_ack_wait_seconds,
+                    settings.worker_max_deliver,
+                    settings.worker_concurrency,
+                ),
+                runner,
+                settings.worker_concurrency,
+            )
+            for job_type in job_types
+        ]
+        for consumer in consumers:
+            await consumer.open()
+        log.info("worker ready", worker_id=config.worker_id, types=job_types, concurrency=settings.worker_concurrency)
+        await asyncio.gather(*(consumer.run(stopping) for consumer in consumers))
+
+        in_flight = {task for consumer in consumers for task in consumer.in_flight}
+        log.info("worker stopping", running=len(in_flight), grace_seconds=settings.shutdown_grace_seconds)
+        if in_flight:
+            _, still_running = await asyncio.wait(in_flight, timeout=settings.shutdown_grace_seconds)
+            if still_running:
+                runner.hand_back_all()
+                await asyncio.wait(still_running, timeout=config.stop_grace_seconds + HAND_BACK_SECONDS)
+        for consumer in consumers:
+            await consumer.close()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await nc.drain()
+    log.info("worker stopped")

@@ -1,0 +1,142 @@
+"""Cancel (pending and running), job permissions by role and relation, and project deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from services.devstack.stack import LocalStack
+from tests.support import Accounts, User, long_text, make_project, tts_job, wait_for
+
+SHORT = "A short sentence for a small job."
+
+
+@pytest.fixture
+def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
+    """No worker runs during the test (jobs stay PENDING); they come back after it."""
+    names = [n for n in local_stack.supervisor.names() if n.startswith("worker")]
+    for name in names:
+        local_stack.supervisor.stop(name)
+    try:
+        yield
+    finally:
+        for name in names:
+            local_stack.supervisor.restart(name)
+
+
+def test_a_cancelled_pending_job_never_starts(
+    http: httpx.Client, accounts: Accounts, local_stack: LocalStack, workers_stopped: None
+) -> None:
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    job = tts_job(http, editor, project["id"], SHORT)
+    cancelled = http.post(f"/api/jobs/{job['id']}/cancel/", json={}, headers=editor.headers)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
+    for name in [n for n in local_stack.supervisor.names() if n.startswith("worker")]:
+        local_stack.supervisor.restart(name)
+    time.sleep(3)
+    after = http.get(f"/api/jobs/{job['id']}/", headers=editor.headers).json()
+    assert (after["status"], after["attempts"], after["worker_id"]) == ("CANCELLED", 0, "")
+    for name in [n for n in local_stack.supervisor.names() if n.startswith("worker")]:
+        local_stack.supervisor.stop(name)
+
+
+def test_a_running_job_is_cancelled_within_two_seconds(http: httpx.Client, accounts: Accounts) -> None:
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    job = tts_job(http, editor, project["id"], long_text())
+    wait_for(http, editor, job["id"], {"RUNNING"}, timeout=30)
+    asked = time.monotonic()
+    assert http.post(f"/api/jobs/{job['id']}/cancel/", json={}, headers=editor.headers).status_code == 200
+    done = wait_for(http, editor, job["id"], {"CANCELLED", "COMPLETED", "FAILED"}, timeout=10)
+    assert done["status"] == "CANCELLED"
+    assert time.monotonic() - asked < 2.0
+    assert http.get(f"/api/jobs/{job['id']}/result/", headers=editor.headers).status_code == 400
+
+
+@pytest.fixture
+def cast(http: httpx.Client, accounts: Accounts) -> dict[str, User]:
+    """An owner with a project and a finished job, members of each project role, and strangers."""
+    owner = accounts.create("editor")
+    people = {
+        "owner": owner,
+        "admin": accounts.create("admin"),
+        "member_editor": accounts.create("editor"),
+        "member_viewer": accounts.create("viewer"),
+        "viewer_with_editor_role": accounts.create("viewer"),
+        "stranger": accounts.create("editor"),
+    }
+    return people
+
+
+def test_job_permissions_follow_the_project(http: httpx.Client, cast: dict[str, User]) -> None:
+    owner = cast["owner"]
+    project = make_project(http, owner)
+    for who, role in (("member_editor", "editor"), ("member_viewer", "viewer"), ("viewer_with_editor_role", "editor")):
+        reply = http.post(
+            f"/api/projects/{project['id']}/members/",
+            json={"user_id": cast[who].id, "role": role},
+            headers=owner.headers,
+        )
+        assert reply.status_code == 200, reply.text
+    job = wait_for(http, owner, tts_job(http, owner, project["id"], SHORT)["id"], {"COMPLETED"})
+    result = http.get(f"/api/jobs/{job['id']}/result/", headers=owner.headers).json()
+
+    expected_read = {
+        "owner": 200,
+        "admin": 200,
+        "member_editor": 200,
+        "member_viewer": 200,
+        "viewer_with_editor_role": 200,
+        "stranger": 404,
+    }
+    expected_write = {
+        "owner": 200,
+        "admin": 200,
+        "member_editor": 200,
+        "member_viewer": 403,
+        "viewer_with_editor_role": 403,
+        "stranger": 404,
+    }
+    for who, user in cast.items():
+        assert http.get(f"/api/jobs/{job['id']}/", headers=user.headers).status_code == expected_read[who], who
+        assert http.get(f"/api/job-results/{result['id']}/", headers=user.headers).status_code == expected_read[who], (
+            who
+        )
+        assert http.get(result["result_url"], headers=user.headers).status_code == expected_read[who], who
+        rename = http.patch(f"/api/jobs/{job['id']}/", json={"name": f"by {who}"}, headers=user.headers)
+        assert rename.status_code == expected_write[who], who
+        create = http.post(
+            "/api/jobs/",
+            json={"project_id": project["id"], "type": "TTS", "params": {"tts": {"text": "x"}}},
+            headers=user.headers,
+        )
+        assert create.status_code == expected_write[who], (who, create.text)
+        listed = http.get("/api/jobs/", params={"project_id": project["id"]}, headers=user.headers).json()
+        assert (job["id"] in [j["id"] for j in listed["jobs"]]) == (expected_read[who] == 200), who
+    # Progress by hand is for admins (and workers), not for project members.
+    assert (
+        http.patch(f"/api/jobs/{job['id']}/update_progress/", json={"progress": 50}, headers=owner.headers).status_code
+        == 403
+    )
+
+
+def test_deleting_a_project_removes_its_jobs_and_files(
+    http: httpx.Client, accounts: Accounts, local_stack: LocalStack
+) -> None:
+    owner = accounts.create("editor")
+    project = make_project(http, owner)
+    done = wait_for(http, owner, tts_job(http, owner, project["id"], SHORT)["id"], {"COMPLETED"})
+    assert local_stack.endpoints is not None
+    results_dir = local_stack.endpoints.blob_dir / "results" / done["id"]
+    assert results_dir.exists()
+    assert http.delete(f"/api/projects/{project['id']}/", headers=owner.headers).status_code == 200
+    deadline = time.monotonic() + 15
+    while http.get(f"/api/jobs/{done['id']}/", headers=accounts.admin.headers).status_code != 404:
+        assert time.monotonic() < deadline, "the project's job was not removed"
+        time.sleep(0.2)
+    assert not results_dir.exists()
