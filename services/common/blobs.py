@@ -37,7 +37,7 @@ class BlobInfo:
 def check_key(key: str) -> str:
     """Refuse keys that could leave the store's root (absolute, `..`, empty parts)."""
     parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+    if not key or key.startswith("/") or "//" in key or any(p in ("", ".", "..") for p in parts) or "\\" in key:
         raise ValueError(f"bad blob key {key!r}")
     return key
 

@@ -127,6 +127,16 @@ class LocalStack:
         env = self.worker_env(self.endpoints.nats_url, free_port())
         self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "worker"], env=env, cwd=ROOT)
 
+    def start_replica(self, service: str, label: str) -> str:
+        """Start another replica of a service on a free port (tests of multi-replica behaviour); its address."""
+        assert self.endpoints is not None
+        port = free_port()
+        env = self._service_env(service, port, free_port(), self.endpoints.database_url, self.endpoints.nats_url)
+        self.supervisor.start(label, [str(VENV_BIN / "aiorch"), "serve", service], env=env, cwd=ROOT)
+        address = f"127.0.0.1:{port}"
+        wait_until(lambda: _serving(address), 60, f"the {label} replica")
+        return address
+
     def _service_env(self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str) -> dict[str, str]:
         private, public, _ = self._keys_paths
         env = {

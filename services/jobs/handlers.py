@@ -156,6 +156,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         caller = current_caller()
         watcher = self._hub.open(None)
         WATCH_STREAMS.labels("jobs").inc()
+        # Headers now: an SSE client through the gateway sees the stream open before the first change.
+        await context.send_initial_metadata(())
         try:
             visible: dict[str, bool] = {}
             last: dict[str, int] = {}
