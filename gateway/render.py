@@ -39,6 +39,8 @@ KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("aiorch.jobs.v1.JobService", "aiorch.jobs.v1.FileService", "aiorch.jobs.v1.JobResultService"),
     ),
 }
+# The services' default gRPC ports (services/common/config.py).
+DEFAULT_PORTS = {"auth": 50051, "projects": 50052, "jobs": 50053}
 # Internal RPCs that services call on each other, never from outside.
 INTERNAL_METHODS = ("/aiorch.projects.v1.ProjectService/CheckAccess",)
 
@@ -142,7 +144,7 @@ def main() -> None:
         upstream(
             name,
             env.get(f"AIORCH_GATEWAY_{name.upper()}_HOST", name),
-            int(env.get(f"AIORCH_GATEWAY_{name.upper()}_PORT", "50051")),
+            int(env.get(f"AIORCH_GATEWAY_{name.upper()}_PORT", str(DEFAULT_PORTS[name]))),
         )
         for name in KNOWN_UPSTREAMS
     ]

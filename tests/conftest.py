@@ -86,3 +86,16 @@ def http(stack: Endpoints) -> Iterator[httpx.Client]:
 def accounts(auth_channel: grpc.Channel) -> Accounts:
     """Creates users with fresh names and logs them in."""
     return Accounts(auth_channel, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
+    """No worker runs during the test (jobs stay PENDING); they come back after it."""
+    names = [n for n in local_stack.supervisor.names() if n.startswith("worker")]
+    for name in names:
+        local_stack.supervisor.stop(name)
+    try:
+        yield
+    finally:
+        for name in names:
+            local_stack.supervisor.restart(name)

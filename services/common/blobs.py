@@ -14,6 +14,8 @@ from typing import IO, Any, Protocol
 from services.common.errors import InvalidArgument
 
 CHUNK = 256 * 1024
+# Kept from the start of every blob for sniffing its media type (filetype reads up to 8 KiB).
+HEAD_BYTES = 8192
 
 
 class BlobTooLarge(InvalidArgument):
@@ -66,8 +68,8 @@ class BlobWriter:
         if self._limit is not None and self._size > self._limit:
             self.abort()
             raise BlobTooLarge(f"the file is larger than the limit of {self._limit} bytes")
-        if len(self._head) < 512:
-            self._head += chunk[: 512 - len(self._head)]
+        if len(self._head) < HEAD_BYTES:
+            self._head += chunk[: HEAD_BYTES - len(self._head)]
         self._hash.update(chunk)
         self._file.write(chunk)
 
@@ -117,7 +119,7 @@ class BlobStore(Protocol):
 def _file_info(key: str, path: Path) -> BlobInfo:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
-        head = stream.read(512)
+        head = stream.read(HEAD_BYTES)
         digest.update(head)
         for chunk in iter(lambda: stream.read(CHUNK), b""):
             digest.update(chunk)

@@ -25,6 +25,9 @@ class Role(StrEnum):
     ADMIN = "admin"  # everything, including users and global settings
     EDITOR = "editor"  # creates projects and jobs; changes what they own or may write
     VIEWER = "viewer"  # reads what they own or are a member of; never writes
+    # A machine account for workers outside the cluster: reads jobs, reports progress and results;
+    # owns nothing and manages no users or projects.
+    SERVICE = "service"
 
     @classmethod
     def parse(cls, value: str) -> Role:

@@ -62,7 +62,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             ),
             Servicer(
                 "aiorch.jobs.v1.JobResultService",
-                JobResultServicer(ResultBook(db, projects, blobs, broadcast)),
+                JobResultServicer(ResultBook(db, projects, blobs, broadcast, relay.wake)),
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from services.common.blobs import BlobStore
 from services.common.db import Database, like_pattern, utcnow
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from services.common.identity import Caller
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.identity import Caller, Role
 from services.common.outbox import enqueue
 from services.common.pagination import next_page_token, read_page
 from services.jobs import media
@@ -164,6 +164,9 @@ class JobBook:
     async def _access(self, caller: Caller, project_id: uuid.UUID) -> Access:
         if caller.is_admin:
             return Access.OWNER
+        if caller.role is Role.SERVICE:
+            # Workers outside the cluster read any job (to report on it) but create or change none.
+            return Access.READ
         return await self._projects.access(caller, project_id)
 
     async def _require(self, caller: Caller, job_id: str, need: Access) -> JobView:
@@ -230,6 +233,14 @@ class JobBook:
                         select(Job).where(Job.owner_id == caller.user_id, Job.client_request_id == request_id)
                     )
                     if existing is not None:
+                        if (existing.project_id, existing.type, existing.params) != (
+                            project_id,
+                            job_type,
+                            new.params.SerializeToString(),
+                        ):
+                            raise AlreadyExists(
+                                f"client_request_id {request_id!r} was already used for a different request"
+                            )
                         return self._view(session, existing), False
                 input_file = None
                 if new.input_file_id:
@@ -303,7 +314,7 @@ class JobBook:
                 statement = statement.where(Job.project_id == uuid.UUID(query.project_id))
             except ValueError:
                 return JobPage([], "", 0)
-        if not caller.is_admin:
+        if not caller.is_admin and caller.role is not Role.SERVICE:
             visible = await self._projects.visible_projects(caller)
             statement = statement.where(Job.project_id.in_(visible))
         if query.type:
@@ -444,9 +455,9 @@ class JobBook:
 
     async def update_progress(self, caller: Caller, job_id: str, progress: int, message: str) -> JobView:
         """Set progress by hand (admins): never lower than stored, only while the job is active."""
-        if not caller.is_admin:
-            raise PermissionDenied("only admins and workers report progress")
-        view = await self._require(caller, job_id, Access.WRITE)
+        if not (caller.is_admin or caller.role is Role.SERVICE):
+            raise PermissionDenied("only admins and service accounts report progress")
+        view = await self._require(caller, job_id, Access.READ)
         if not 0 <= progress <= 100:
             raise InvalidArgument("progress must be between 0 and 100")
 

@@ -72,7 +72,8 @@ class ProjectCleanup:
                     )
                 try:
                     messages = await subscription.fetch(batch=16, timeout=1)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
+                    # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
                     continue
                 for message in messages:
                     try:

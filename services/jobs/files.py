@@ -16,7 +16,6 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.identity import Caller, Role
 from services.jobs import media
 from services.jobs.book import parse_uuid
-from services.jobs.lifecycle import FINAL
 from services.jobs.models import File, Job
 from services.jobs.views import FileView
 
@@ -117,11 +116,10 @@ class FileBook:
 
         def run() -> None:
             with self._db.transaction() as session:
-                busy = session.scalar(
-                    select(Job.id).where(Job.input_file_id == row.id, Job.status.not_in([s.value for s in FINAL]))
-                )
-                if busy is not None:
-                    raise FailedPrecondition(f"job {busy} still uses this file")
+                # Any job, finished or not: a retry needs its input again.
+                user = session.scalar(select(Job.id).where(Job.input_file_id == row.id))
+                if user is not None:
+                    raise FailedPrecondition(f"job {user} uses this file; delete the job first")
                 session.delete(session.get_one(File, row.id))
             self._blobs.delete_prefix(row.blob_key)
 

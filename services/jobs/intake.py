@@ -171,7 +171,8 @@ class EventIntake:
                     subscription = await self._subscribe()
                 try:
                     messages = await subscription.fetch(batch=64, timeout=1)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
+                    # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
                     continue
                 await self._apply_batch(messages)
             except (NatsError, JetStreamError, OSError) as exc:

@@ -9,7 +9,7 @@ import grpc
 from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 from grpc import aio
 
-from services.common.errors import Unavailable
+from services.common.errors import DomainError, Unauthenticated, Unavailable
 from services.common.identity import Caller
 
 
@@ -28,6 +28,13 @@ _FROM_PROTO = {
     projects_pb2.ACCESS_WRITE: Access.WRITE,
     projects_pb2.ACCESS_OWNER: Access.OWNER,
 }
+
+
+def _translate(error: grpc.RpcError) -> DomainError:
+    # The caller's own token is forwarded: its problems are the caller's, not an outage.
+    if error.code() is grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(error.details() or "token is not valid")
+    return Unavailable(f"the projects service did not answer: {error.code().name}")
 
 
 class ProjectsClient:
@@ -50,7 +57,7 @@ class ProjectsClient:
                 timeout=10,
             )
         except grpc.RpcError as exc:
-            raise Unavailable(f"the projects service did not answer: {exc.code().name}") from exc
+            raise _translate(exc) from exc
         return _FROM_PROTO.get(reply.access, Access.NONE)
 
     async def visible_projects(self, caller: Caller) -> list[uuid.UUID]:
@@ -65,7 +72,7 @@ class ProjectsClient:
                     timeout=10,
                 )
             except grpc.RpcError as exc:
-                raise Unavailable(f"the projects service did not answer: {exc.code().name}") from exc
+                raise _translate(exc) from exc
             ids += [uuid.UUID(p.id) for p in page.projects]
             token = page.next_page_token
             if not token:

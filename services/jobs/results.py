@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,12 +15,14 @@ from sqlalchemy import Select, select
 from services.common.blobs import BlobMissing, BlobStore
 from services.common.db import Database, utcnow
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from services.common.identity import Caller
+from services.common.identity import Caller, Role
+from services.common.outbox import enqueue
 from services.common.pagination import next_page_token, read_page
 from services.jobs.book import job_log_lines, parse_uuid
+from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState
 from services.jobs.metrics import JOBS_FINISHED
-from services.jobs.models import Job, Result
+from services.jobs.models import OUTBOX, Job, Result
 from services.jobs.projects_client import Access, ProjectsClient
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
@@ -46,7 +48,15 @@ class Download:
 class ResultBook:
     """Results under the permissions of their job's project."""
 
-    def __init__(self, db: Database, projects: ProjectsClient, blobs: BlobStore, broadcast: Broadcast) -> None:
+    def __init__(
+        self,
+        db: Database,
+        projects: ProjectsClient,
+        blobs: BlobStore,
+        broadcast: Broadcast,
+        wake_relay: Callable[[], None],
+    ) -> None:
+        self._wake = wake_relay
         self._db = db
         self._projects = projects
         self._blobs = blobs
@@ -65,7 +75,12 @@ class ResultBook:
         found = await asyncio.to_thread(self._load, result_id)
         if found is None:
             raise NotFound(f"result {result_id!r} not found")
-        access = Access.OWNER if caller.is_admin else await self._projects.access(caller, found[0].project_id)
+        if caller.is_admin:
+            access = Access.OWNER
+        elif caller.role is Role.SERVICE:
+            access = Access.READ
+        else:
+            access = await self._projects.access(caller, found[0].project_id)
         if access < Access.READ:
             raise NotFound(f"result {result_id!r} not found")
         if access < need:
@@ -90,7 +105,7 @@ class ResultBook:
                 statement = statement.where(Result.job_id == uuid.UUID(job_id))
             except ValueError:
                 return ResultPage([], "")
-        if not caller.is_admin:
+        if not caller.is_admin and caller.role is not Role.SERVICE:
             statement = statement.where(Job.project_id.in_(await self._projects.visible_projects(caller)))
         ordered = statement.order_by(Result.created_at.desc(), Result.id)
 
@@ -107,8 +122,8 @@ class ResultBook:
 
     async def create(self, caller: Caller, job_id: str, result_url: str, meta: dict[str, Any]) -> ResultView:
         """Record a result by hand (admins, for workers outside the cluster); the job becomes COMPLETED."""
-        if not caller.is_admin:
-            raise PermissionDenied("only admins record results by hand")
+        if not (caller.is_admin or caller.role is Role.SERVICE):
+            raise PermissionDenied("only admins and service accounts record results by hand")
         key = parse_uuid(job_id, "job")
 
         def run() -> tuple[ResultView, JobView]:
@@ -125,6 +140,8 @@ class ResultBook:
                 row.result_url = result_url
                 session.add(row)
                 if not JobState(job.status).final:
+                    # A worker may still be on it: call it off, the result is recorded now.
+                    enqueue(session, OUTBOX, cancel_message(job))
                     job.status, job.progress, job.finished_at = JobState.COMPLETED.value, 100, now
                     JOBS_FINISHED.labels(job.type, JobState.COMPLETED.value).inc()
                 job.version += 1
@@ -133,6 +150,7 @@ class ResultBook:
                 return ResultView.of(row, job.project_id, job_log_lines(session, key)), JobView.of(job, row.id)
 
         result, job = await asyncio.to_thread(run)
+        self._wake()
         await self._broadcast(job, [])
         return result
 
@@ -140,9 +158,9 @@ class ResultBook:
         self, caller: Caller, result_id: str, result_url: str | None, meta: dict[str, Any] | None
     ) -> ResultView:
         """Change a result's url or meta (admins)."""
-        if not caller.is_admin:
-            raise PermissionDenied("only admins change results")
-        view, _ = await self._require(caller, result_id, Access.WRITE)
+        if not (caller.is_admin or caller.role is Role.SERVICE):
+            raise PermissionDenied("only admins and service accounts change results")
+        view, _ = await self._require(caller, result_id, Access.READ)
 
         def run() -> ResultView:
             with self._db.transaction() as session:

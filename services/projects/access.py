@@ -39,6 +39,9 @@ def access_for(caller_role: Role, caller_id: uuid.UUID, owner_id: uuid.UUID, mem
     Admins own every project. Owners own theirs and editor members write, but a viewer never
     writes: someone demoted to viewer keeps reading what they own or are a member of.
     """
+    if caller_role is Role.SERVICE:
+        # Machine accounts act through the jobs service, which grants them what they need there.
+        return Access.NONE
     if caller_role is Role.ADMIN:
         return Access.OWNER
     if caller_id == owner_id:

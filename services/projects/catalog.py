@@ -170,8 +170,8 @@ class ProjectCatalog:
 
     def create(self, caller: Caller, new: NewProject) -> ProjectView:
         """Create a project owned by the caller (editors and admins)."""
-        if caller.role is Role.VIEWER:
-            raise PermissionDenied("viewers cannot create projects")
+        if caller.role not in (Role.ADMIN, Role.EDITOR):
+            raise PermissionDenied(f"{caller.role.value}s cannot create projects")
         now = utcnow()
         project = Project(
             name=_check_name(new.name),

@@ -75,7 +75,8 @@ class TypeConsumer:
                     continue
                 try:
                     messages = await self._sub.fetch(batch=free, timeout=FETCH_TIMEOUT_SECONDS)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
                     continue
                 except (nats.errors.Error, OSError) as exc:
                     log.warning("fetch failed; trying again", consumer=self._config.durable_name, error=str(exc))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,19 +11,6 @@ from services.devstack.stack import LocalStack
 from tests.support import Accounts, User, long_text, make_project, tts_job, wait_for
 
 SHORT = "A short sentence for a small job."
-
-
-@pytest.fixture
-def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
-    """No worker runs during the test (jobs stay PENDING); they come back after it."""
-    names = [n for n in local_stack.supervisor.names() if n.startswith("worker")]
-    for name in names:
-        local_stack.supervisor.stop(name)
-    try:
-        yield
-    finally:
-        for name in names:
-            local_stack.supervisor.restart(name)
 
 
 def test_a_cancelled_pending_job_never_starts(

@@ -228,3 +228,43 @@ def test_retry_runs_a_failed_job_again_and_keeps_its_history(http: httpx.Client,
     again = wait_for(http, editor, job["id"], {"FAILED"})
     assert again["attempts"] >= 1
     assert http.post(f"/api/jobs/{job['id']}/cancel/", json={}, headers=editor.headers).status_code == 400
+
+
+def test_a_request_id_reused_for_another_request_is_refused(http: httpx.Client, accounts: Accounts) -> None:
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    tts_job(http, editor, project["id"], TEXT, client_request_id="order-7")
+    other = http.post(
+        "/api/jobs/",
+        json={
+            "project_id": project["id"],
+            "type": "TTS",
+            "params": {"tts": {"text": "something else"}},
+            "client_request_id": "order-7",
+        },
+        headers=editor.headers,
+    )
+    assert other.status_code == 409
+    assert "different request" in other.json()["message"]
+
+
+def test_an_input_file_in_use_cannot_be_deleted(http: httpx.Client, accounts: Accounts) -> None:
+    editor = accounts.create("editor")
+    audio = _speech(http, accounts)
+    file = http.post(
+        "/api/files/",
+        params={"filename": "a.wav"},
+        content=audio,
+        headers={**editor.headers, "content-type": "audio/wav"},
+    ).json()
+    project = make_project(http, editor)
+    job = http.post(
+        "/api/jobs/",
+        json={"project_id": project["id"], "type": "STT", "params": {"stt": {}}, "input_file_id": file["id"]},
+        headers=editor.headers,
+    ).json()
+    wait_for(http, editor, job["id"], {"FAILED", "COMPLETED"})
+    assert http.delete(f"/api/files/{file['id']}/", headers=editor.headers).status_code == 400
+    assert http.delete(f"/api/jobs/{job['id']}/", headers=editor.headers).status_code == 200
+    assert http.delete(f"/api/files/{file['id']}/", headers=editor.headers).status_code == 200
+    assert http.get(f"/api/files/{file['id']}/", headers=editor.headers).status_code == 404

@@ -147,3 +147,43 @@ def test_admins_correct_progress_and_record_results_by_hand(http: httpx.Client, 
     assert patched.json()["meta"] == {"reviewed": True}
     assert http.delete(f"/api/job-results/{results[0]['id']}/", headers=editor.headers).status_code == 200
     assert http.get(f"/api/job-results/{results[0]['id']}/", headers=editor.headers).status_code == 404
+
+
+def test_service_accounts_report_progress_and_results_but_manage_nothing(
+    http: httpx.Client, accounts: Accounts, workers_stopped: None
+) -> None:
+    service = accounts.create("service")
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    job = tts_job(http, editor, project["id"], TEXT)
+    assert http.get(f"/api/jobs/{job['id']}/", headers=service.headers).status_code == 200
+    moved = http.patch(
+        f"/api/jobs/{job['id']}/update_progress/",
+        json={"progress": 30, "message": "outside worker"},
+        headers=service.headers,
+    )
+    assert moved.status_code == 200
+    assert (moved.json()["progress"], moved.json()["message"]) == (30, "outside worker")
+    assert (
+        http.patch(f"/api/jobs/{job['id']}/update_progress/", json={"progress": 10}, headers=service.headers).json()[
+            "progress"
+        ]
+        == 30
+    )
+    recorded = http.post(
+        "/api/job-results/",
+        json={"job_id": job["id"], "result_url": "https://cdn.example/out.wav"},
+        headers=service.headers,
+    )
+    assert recorded.status_code == 200
+    assert http.get(f"/api/jobs/{job['id']}/", headers=editor.headers).json()["status"] == "COMPLETED"
+    assert http.post("/api/projects/", json={"name": "nope"}, headers=service.headers).status_code == 403
+    assert (
+        http.post(
+            "/api/jobs/",
+            json={"project_id": project["id"], "type": "TTS", "params": {"tts": {"text": "x"}}},
+            headers=service.headers,
+        ).status_code
+        == 403
+    )
+    assert http.delete(f"/api/jobs/{job['id']}/", headers=service.headers).status_code == 403

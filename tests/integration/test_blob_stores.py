@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from services.common.blobs import BlobMissing, BlobStore, BlobTooLarge, LocalBlobStore, S3BlobStore
+from services.common.blobs import HEAD_BYTES, BlobMissing, BlobStore, BlobTooLarge, LocalBlobStore, S3BlobStore
 from services.devstack.stack import free_port
 
 
@@ -48,7 +48,7 @@ def test_content_round_trips_with_its_size_and_hash(store: BlobStore) -> None:
     writer.write(data)
     info = store.commit(writer)
     assert (info.size, info.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert info.head == data[:512]
+    assert info.head == data[:HEAD_BYTES]
     assert b"".join(store.read("inputs/one")) == data
     assert store.size("inputs/one") == len(data)
 

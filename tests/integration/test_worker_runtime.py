@@ -154,7 +154,7 @@ async def _run_job(
         while time.monotonic() < deadline:
             try:
                 messages = await sub.fetch(20, timeout=0.2)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             for msg in messages:
                 event = events_pb2.JobEvent()
@@ -290,7 +290,7 @@ async def _more_events(nats_url: str, job_id: str) -> list[events_pb2.JobEvent]:
         sub = await nc.jetstream().pull_subscribe_bind(durable=f"test-{job_id}", stream=messaging.EVENTS_STREAM)
         try:
             messages = await sub.fetch(100, timeout=0.5)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
             return []
         events = []
         for msg in messages:

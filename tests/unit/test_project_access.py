@@ -27,6 +27,11 @@ EXPECTED: dict[tuple[Role, bool, MemberRole | None], Access] = {
     (Role.VIEWER, False, MemberRole.EDITOR): Access.READ,
     (Role.VIEWER, False, MemberRole.VIEWER): Access.READ,
     (Role.VIEWER, False, None): Access.NONE,
+    # Service accounts act only through the jobs service, never on projects.
+    (Role.SERVICE, True, None): Access.NONE,
+    (Role.SERVICE, False, MemberRole.EDITOR): Access.NONE,
+    (Role.SERVICE, False, MemberRole.VIEWER): Access.NONE,
+    (Role.SERVICE, False, None): Access.NONE,
 }
 
 
