@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-PR_SET_PDEATHSIG = 1
 
+def _guarded(argv: Sequence[str]) -> list[str]:
+    """`argv` behind a parent-death signal: if the stack is killed (even with SIGKILL), the kernel ends it too.
 
-def _die_with_parent() -> None:
-    # If the stack itself is killed (even with SIGKILL), the kernel ends its children too.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    util-linux's setpriv arms it when present; otherwise a tiny Python launcher does. Either
+    way it happens after exec, never in a preexec_fn (Python code between fork and exec can
+    deadlock when the parent has threads, as gRPC's).
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return [sys.executable, str(Path(__file__).with_name("orphan_guard.py")), str(os.getpid()), "--", *argv]
 
 
 @dataclass
@@ -56,14 +63,13 @@ class Supervisor:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             log = (self._log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            list(argv),
+            _guarded(argv),
             env=dict(env) if env is not None else None,
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             stdin=subprocess.DEVNULL,
             user=user,
             cwd=cwd,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, safe after fork
             # Own process group: Ctrl-C reaches the stack once, which then stops children in order.
             start_new_session=True,
         )
