@@ -19,7 +19,17 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Debian packages the engines use: Apertium and its English-Spanish pair (dubbing's translation).
+SYSTEM_STAMP := $(VENV)/.system-deps
+$(SYSTEM_STAMP):
+	@mkdir -p $(VENV)
+	@if apertium -l 2>/dev/null | grep -qx eng-spa; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apertium apertium-eng-spa; \
+	else echo "install the Debian packages apertium and apertium-eng-spa (sudo apt-get install ...)"; exit 1; fi
+	touch $@
+
+$(STAMP): pyproject.toml | $(SYSTEM_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[local,dev,s3]'
