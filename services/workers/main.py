@@ -45,11 +45,17 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
     )
 
 
+# OpenCV refuses larger images before decoding them (a decompression bomb never reaches memory);
+# it reads the variable when it is imported, which happens with the first AI-stories job.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 async def run_workers(settings: WorkerSettings) -> None:
     """Run until SIGTERM or SIGINT, then stop fetching, let running jobs finish and hand back the rest.
 
     Raises ValueError for an unknown job type or a malformed setting, before connecting anywhere.
     """
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
     job_types = parse_job_types(settings.worker_types)
     config = runtime_config(settings)
     engines = {job_type: create_engine(job_type) for job_type in job_types}

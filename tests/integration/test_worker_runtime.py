@@ -225,13 +225,14 @@ def test_a_running_job_cancelled_midway_ends_cancelled_within_two_seconds(worker
     assert run.ended_at - run.cancel_sent_at < 2.0
 
 
-def test_an_stt_job_fails_without_retry_naming_the_missing_engine(worker: Worker) -> None:
-    run = run_job(worker.nats_url, dispatch_job(types_pb2.STT))
+def test_bad_input_fails_at_once_without_retry(worker: Worker) -> None:
+    params = types_pb2.JobParams(tts=types_pb2.TtsParams(text="Hello.", format="flac"))
+    run = run_job(worker.nats_url, dispatch_job(types_pb2.TTS, params=params))
 
     assert run.kinds == ["started", "failed"]
     failed = run.events[-1].failed
     assert not failed.retryable
-    assert "no engine for STT yet" in failed.reason
+    assert "flac" in failed.reason
 
 
 class _Audio(BaseHTTPRequestHandler):

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+import importlib
+from typing import cast
 
 from services.workers.engines.base import Engine
-from services.workers.engines.tts import EspeakTts
-from services.workers.engines.unavailable import NoEngine
 
-ENGINES: dict[str, Callable[[], Engine]] = {
-    "STT": partial(NoEngine, "STT"),
-    "TTS": EspeakTts,
-    "VOICE_CLONING": partial(NoEngine, "VOICE_CLONING"),
-    "DUBBING": partial(NoEngine, "DUBBING"),
-    "AI_STORIES": partial(NoEngine, "AI_STORIES"),
+# Job type -> "module:class" of its CPU engine. Imported on first use, so a worker that takes only
+# TTS never loads Whisper or OpenCV; a GPU engine replaces an entry by configuration of its worker.
+ENGINES: dict[str, str] = {
+    "STT": "services.workers.engines.stt:WhisperStt",
+    "TTS": "services.workers.engines.tts:EspeakTts",
+    "VOICE_CLONING": "services.workers.engines.voice_cloning:WorldVoiceCloning",
+    "DUBBING": "services.workers.engines.dubbing:ApertiumDubbing",
+    "AI_STORIES": "services.workers.engines.stories:TalkingHead",
 }
 
 
@@ -36,4 +36,5 @@ def parse_job_types(text: str) -> list[str]:
 
 def create_engine(job_type: str) -> Engine:
     """A new engine for a job type name such as "TTS"."""
-    return ENGINES[job_type]()
+    module, _, name = ENGINES[job_type].partition(":")
+    return cast(Engine, getattr(importlib.import_module(module), name)())

@@ -1,4 +1,4 @@
-"""Text to speech with espeak-ng: offline, many languages, 16-bit mono WAV."""
+"""Text to speech with espeak-ng: offline, many languages; 16-bit mono WAV, MP3 or OGG (Opus)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from google.protobuf.message import Message
 
 from services.workers.engines._espeak import DEFAULT_PITCH, DEFAULT_RATE, Espeak
 from services.workers.engines.base import BadInput, EngineContext, EngineResult
+from services.workers.engines.media import encode_audio
 
 MAX_TEXT_CHARS = 100_000
 MAX_CHUNK_CHARS = 400
 MIN_RATE, MAX_RATE = 80, 450
-SUPPORTED_FORMATS = ("wav",)
+MIN_PITCH, MAX_PITCH = 0, 100
+SUPPORTED_FORMATS = ("wav", "mp3", "ogg")
 EXAMPLE_LANGUAGES = "en, es, fr, de, it, pt"
-OUTPUT_NAME = "speech.wav"
+OUTPUT_STEM = "speech"
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")
 _VARIANT = re.compile(r"[a-z0-9_-]{1,32}")
@@ -57,6 +59,33 @@ def voice_name(language: str, voice: str) -> str:
     return f"{language}+{voice}"
 
 
+def output_format(fmt: str) -> str:
+    """The normalised output format ("" means wav); BadInput lists the supported ones."""
+    fmt = (fmt or "wav").strip().lower()
+    if fmt not in SUPPORTED_FORMATS:
+        raise BadInput(f"format {fmt!r} is not supported; choose one of {', '.join(SUPPORTED_FORMATS)}")
+    return fmt
+
+
+def text_to_speak(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """The stripped text; BadInput when it is empty or longer than `limit` characters."""
+    text = text.strip()
+    if not text:
+        raise BadInput("text is empty: nothing to speak")
+    if len(text) > limit:
+        raise BadInput(f"text is longer than {limit} characters")
+    return text
+
+
+def espeak_voice(espeak: Espeak, language: str, voice: str = "") -> tuple[str, str]:
+    """(language, espeak voice name) for the parameters; BadInput when espeak-ng has no such voice."""
+    language = (language or "en").strip().lower()
+    name = voice_name(language, voice)
+    if not espeak.has_voice(name):
+        raise BadInput(f"no voice for language {language!r} (voice {name!r}); try one of {EXAMPLE_LANGUAGES}")
+    return language, name
+
+
 class EspeakTts:
     """TTS engine on espeak-ng; the text is spoken sentence by sentence so progress and cancel are real."""
 
@@ -66,33 +95,27 @@ class EspeakTts:
         self._espeak = espeak
 
     def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
-        """Speak `params.text` into speech.wav."""
+        """Speak `params.text` into speech.wav, speech.mp3 or speech.ogg."""
         tts = cast(types_pb2.TtsParams, params)
-        fmt = (tts.format or "wav").lower()
-        if fmt not in SUPPORTED_FORMATS:
-            raise BadInput(f"format {fmt} is not supported yet; use wav")
-        text = tts.text.strip()
-        if not text:
-            raise BadInput("text is empty: nothing to speak")
-        if len(text) > MAX_TEXT_CHARS:
-            raise BadInput(f"text is longer than {MAX_TEXT_CHARS} characters")
+        fmt = output_format(tts.format)
+        text = text_to_speak(tts.text)
+        # proto3 integers have no presence: 0 means "not given", so espeak's defaults apply.
         rate = tts.rate or DEFAULT_RATE
         if not MIN_RATE <= rate <= MAX_RATE:
-            raise BadInput(f"rate must be {MIN_RATE}-{MAX_RATE} words per minute, not {rate}")
+            raise BadInput(f"rate must be {MIN_RATE}-{MAX_RATE} words per minute (0 for the default), not {rate}")
         pitch = tts.pitch or DEFAULT_PITCH
-        if not 0 <= pitch <= 100:
-            raise BadInput(f"pitch must be 0-100, not {pitch}")
-        language = (tts.language or "en").strip().lower()
-        voice = voice_name(language, tts.voice)
+        if not MIN_PITCH <= pitch <= MAX_PITCH:
+            raise BadInput(f"pitch must be {MIN_PITCH}-{MAX_PITCH} (0 for the default), not {pitch}")
         espeak = self._espeak or Espeak.shared()
-        if not espeak.has_voice(voice):
-            raise BadInput(f"no voice for language {language!r} (voice {voice!r}); try one of {EXAMPLE_LANGUAGES}")
+        language, voice = espeak_voice(espeak, tts.language, tts.voice)
 
         chunks = split_text(text)
         ctx.log(f"speaking {len(text)} characters in {len(chunks)} parts with voice {voice}")
-        path = ctx.output_dir / OUTPUT_NAME
+        # Encoding is one more step after speaking when the format is not WAV.
+        steps = len(chunks) + (fmt != "wav")
+        wav_path = ctx.output_dir / f"{OUTPUT_STEM}.wav"
         frames = 0
-        with wave.open(str(path), "wb") as out:
+        with wave.open(str(wav_path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
             out.setframerate(espeak.sample_rate)
@@ -101,13 +124,19 @@ class EspeakTts:
                 samples = espeak.synthesize(chunk, voice, rate, pitch)
                 out.writeframes(samples.tobytes())
                 frames += len(samples)
-                ctx.progress(100 * index // len(chunks), f"spoke part {index} of {len(chunks)}")
+                ctx.progress(100 * index // steps, f"spoke part {index} of {len(chunks)}")
+        path = wav_path
+        if fmt != "wav":
+            ctx.check_cancelled()
+            path = encode_audio(wav_path, ctx.output_dir / f"{OUTPUT_STEM}.{fmt}", fmt)
+            wav_path.unlink()
+            ctx.progress(100, f"encoded {fmt}")
         return EngineResult(
             outputs=[path],
             meta={
                 "duration_seconds": round(frames / espeak.sample_rate, 3),
                 "sample_rate": espeak.sample_rate,
-                "format": "wav",
+                "format": fmt,
                 "language": language,
             },
         )

@@ -1,0 +1,273 @@
+"""The Whisper STT engine, checked by the words it recovers from speech of known text."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiorch.jobs.v1 import types_pb2
+
+from services.workers.engines import media
+from services.workers.engines._espeak import Espeak
+from services.workers.engines.base import BadInput, Cancelled, EngineResult
+from services.workers.engines.stt import (
+    MODEL_PATH_ENV,
+    Segment,
+    WhisperStt,
+    Word,
+    format_timestamp,
+    primary_language,
+    split_sentences,
+    to_srt,
+    to_vtt,
+)
+
+PARAGRAPHS = (
+    "The museum opens early in the morning. Visitors can walk through the old gardens before lunch.",
+    "Our train leaves from the north station every hour. Please buy your ticket before you board.",
+)
+PAUSE_SECONDS = 0.8
+
+
+class RecordingContext:
+    """An EngineContext that records reports and stops once `stop_after` progress reports were made."""
+
+    def __init__(self, output_dir: Path, stop_after: int | None = None) -> None:
+        self.output_dir = output_dir
+        self.percents: list[int] = []
+        self.lines: list[str] = []
+        self._stop_after = stop_after
+
+    def progress(self, percent: int, message: str = "") -> None:
+        self.percents.append(percent)
+
+    def log(self, line: str, level: str = "info") -> None:
+        self.lines.append(line)
+
+    def check_cancelled(self) -> None:
+        if self._stop_after is not None and len(self.percents) >= self._stop_after:
+            raise Cancelled("stop requested")
+
+
+def speech_wav(path: Path, sentences: tuple[str, ...], voice: str = "en") -> Path:
+    """The sentences spoken by espeak-ng with a pause after each, as a 16-bit WAV."""
+    espeak = Espeak.shared()
+    pause = np.zeros(round(PAUSE_SECONDS * espeak.sample_rate), dtype=np.int16)
+    parts: list[np.ndarray] = []
+    for sentence in sentences:
+        parts += [np.frombuffer(espeak.synthesize(sentence, voice), dtype=np.int16), pause]
+    return media.write_wav(path, np.concatenate(parts), espeak.sample_rate)
+
+
+def video_with_sound(path: Path, wav: Path) -> Path:
+    """An H.264 + AAC MP4 of a plain still picture, as long as `wav`."""
+    duration, _, _ = media.media_info(wav)
+    subprocess.run(
+        [media.ffmpeg(), "-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+         "color=c=navy:s=160x120:r=10", "-i", str(wav), "-t", f"{duration:.3f}",
+         "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level edit distance over the reference length, ignoring case and punctuation."""
+    ref, hyp = (re.findall(r"[a-z']+", text.lower()) for text in (reference, hypothesis))
+    distance = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        previous, distance[0] = distance[0], i
+        for j, hyp_word in enumerate(hyp, start=1):
+            previous, distance[j] = (
+                distance[j],
+                min(distance[j] + 1, distance[j - 1] + 1, previous + (ref_word != hyp_word)),
+            )
+    return distance[len(hyp)] / max(len(ref), 1)
+
+
+def transcribe(tmp_path: Path, source: Path, **params: object) -> tuple[EngineResult, RecordingContext]:
+    ctx = RecordingContext(Path(tempfile.mkdtemp(dir=tmp_path)))
+    return WhisperStt().run(types_pb2.SttParams(**params), [source], ctx), ctx  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return speech_wav(tmp_path_factory.mktemp("speech") / "speech.wav", PARAGRAPHS)
+
+
+@pytest.fixture(scope="module")
+def transcript(speech: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[EngineResult, RecordingContext]:
+    return transcribe(tmp_path_factory.mktemp("stt"), speech)
+
+
+def test_word_error_rate_counts_substitutions_insertions_and_deletions() -> None:
+    assert word_error_rate("the cat sat", "The cat, sat!") == 0.0
+    assert word_error_rate("the cat sat", "the dog sat") == pytest.approx(1 / 3)
+    assert word_error_rate("the cat sat", "the cat sat down") == pytest.approx(1 / 3)
+    assert word_error_rate("the cat sat", "cat") == pytest.approx(2 / 3)
+
+
+def test_known_speech_is_recovered_with_word_error_rate_at_most_0_30_measured_0_00(
+    transcript: tuple[EngineResult, RecordingContext],
+) -> None:
+    """Measured on espeak-ng speech of PARAGRAPHS with tiny.en: WER 0.00."""
+    result, _ = transcript
+
+    wer = word_error_rate(" ".join(PARAGRAPHS), str(result.meta["text"]))
+
+    print(f"STT word error rate: {wer:.3f}; heard: {result.meta['text']}")
+    assert wer <= 0.30
+
+
+def test_segments_are_timed_inside_the_audio(speech: Path, transcript: tuple[EngineResult, RecordingContext]) -> None:
+    result, _ = transcript
+    duration, _, _ = media.media_info(speech)
+    document = json.loads(result.outputs[0].read_text())
+
+    assert result.meta["duration_seconds"] == pytest.approx(duration, abs=0.01)
+    assert len(document["segments"]) >= 2
+    for segment in document["segments"]:
+        assert 0 <= segment["start"] < segment["end"] <= result.meta["duration_seconds"]
+        assert segment["words"]
+        assert all(segment["start"] <= w["start"] <= w["end"] <= segment["end"] for w in segment["words"])
+
+
+def test_outputs_are_json_first_then_txt_srt_vtt_and_meta_omits_words(
+    transcript: tuple[EngineResult, RecordingContext],
+) -> None:
+    result, _ = transcript
+
+    assert [p.name for p in result.outputs] == ["transcript.json", "transcript.txt", "transcript.srt", "transcript.vtt"]
+    document = json.loads(result.outputs[0].read_text())
+    segments = [Segment(s["start"], s["end"], s["text"]) for s in document["segments"]]
+    assert document["language"] == "en"
+    assert document["text"] == result.meta["text"]
+    assert result.outputs[1].read_text().splitlines() == [s.text for s in segments]
+    assert result.outputs[2].read_text() == to_srt(segments)
+    assert result.outputs[3].read_text() == to_vtt(segments)
+    assert result.meta["format"] == "json"
+    assert result.meta["segments"] == [{"start": s.start, "end": s.end, "text": s.text} for s in segments]
+
+
+def test_progress_rises_with_the_segments_to_100(transcript: tuple[EngineResult, RecordingContext]) -> None:
+    _, ctx = transcript
+
+    assert ctx.percents[0] == 0
+    assert ctx.percents[-1] == 100
+    assert ctx.percents == sorted(ctx.percents)
+    assert len(ctx.percents) >= 4  # start, two or more segments, done
+
+
+def test_timestamps_are_hours_minutes_seconds_and_milliseconds() -> None:
+    assert format_timestamp(0, ",") == "00:00:00,000"
+    assert format_timestamp(3723.4567, ",") == "01:02:03,457"
+    assert format_timestamp(59.9996, ".") == "00:01:00.000"
+
+
+def test_srt_numbers_cues_and_vtt_starts_with_its_header() -> None:
+    segments = [Segment(0.5, 2.25, "Hello there."), Segment(3.0, 4.0, "Goodbye.")]
+
+    assert to_srt(segments) == (
+        "1\n00:00:00,500 --> 00:00:02,250\nHello there.\n\n2\n00:00:03,000 --> 00:00:04,000\nGoodbye.\n"
+    )
+    assert to_vtt(segments) == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:02.250\nHello there.\n\n00:00:03.000 --> 00:00:04.000\nGoodbye.\n"
+    )
+
+
+def test_a_segment_splits_after_sentence_ends_and_at_pauses() -> None:
+    words = (
+        Word(0.0, 0.4, " Hello"),
+        Word(0.4, 0.9, " there."),
+        Word(1.0, 1.3, " Come"),
+        Word(1.3, 1.6, " in"),
+        Word(2.4, 2.8, " please"),
+        Word(2.8, 3.0, " now!"),
+    )
+
+    pieces = split_sentences(Segment(0.0, 3.0, "Hello there. Come in please now!", words))
+
+    assert [(p.start, p.end, p.text) for p in pieces] == [
+        (0.0, 0.9, "Hello there."),
+        (1.0, 1.6, "Come in"),
+        (2.4, 3.0, "please now!"),
+    ]
+    assert split_sentences(Segment(0.0, 1.0, "No words")) == [Segment(0.0, 1.0, "No words")]
+
+
+def test_formats_limit_the_extra_outputs(tmp_path: Path) -> None:
+    short = speech_wav(tmp_path / "short.wav", PARAGRAPHS[:1])
+
+    result, _ = transcribe(tmp_path, short, formats=["SRT"])
+
+    assert [p.name for p in result.outputs] == ["transcript.json", "transcript.srt"]
+
+
+def test_the_sound_of_a_video_is_transcribed(tmp_path: Path) -> None:
+    video = video_with_sound(tmp_path / "clip.mp4", speech_wav(tmp_path / "short.wav", PARAGRAPHS[:1]))
+
+    result, _ = transcribe(tmp_path, video)
+
+    assert word_error_rate(PARAGRAPHS[0], str(result.meta["text"])) <= 0.30
+
+
+def test_cancel_between_segments_stops_the_engine(speech: Path, tmp_path: Path) -> None:
+    ctx = RecordingContext(tmp_path, stop_after=2)
+
+    with pytest.raises(Cancelled):
+        WhisperStt().run(types_pb2.SttParams(), [speech], ctx)
+
+    assert len(ctx.percents) == 2  # started, one segment heard, then stopped
+
+
+def test_a_file_that_is_not_media_is_bad_input(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some text, not a recording\n")
+
+    with pytest.raises(BadInput, match="not a readable audio or video file"):
+        transcribe(tmp_path, notes)
+
+
+def test_a_video_without_sound_is_bad_input(tmp_path: Path) -> None:
+    silent = tmp_path / "silent.mp4"
+    subprocess.run(
+        [media.ffmpeg(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=s=64x64:r=5:d=1", str(silent)],
+        check=True,
+    )
+
+    with pytest.raises(BadInput, match="no audio stream"):
+        transcribe(tmp_path, silent)
+
+
+def test_unknown_format_is_bad_input(speech: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="format 'docx' is not supported"):
+        transcribe(tmp_path, speech, formats=["srt", "docx"])
+
+
+def test_other_languages_need_a_configured_model(speech: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MODEL_PATH_ENV, raising=False)
+
+    with pytest.raises(BadInput, match=f"no speech model for language de; set {MODEL_PATH_ENV}"):
+        transcribe(tmp_path, speech, language="de-DE")
+
+
+def test_a_configured_path_without_a_model_is_bad_input(
+    speech: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path))
+
+    with pytest.raises(BadInput, match="not a CTranslate2 Whisper model directory"):
+        transcribe(tmp_path, speech)
+
+
+def test_language_codes_reduce_to_their_primary_subtag() -> None:
+    assert primary_language("") == "en"
+    assert primary_language("en-US") == "en"
+    assert primary_language("pt_BR") == "pt"
+    with pytest.raises(BadInput):
+        primary_language("english!")
