@@ -136,4 +136,7 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
     worker_input_allow_networks: str = Field(
         default="", description="CIDRs that input_url may reach although private or loopback (tests, intranets)."
     )
+    worker_engines: str = Field(
+        default="", description="Engines replacing the CPU ones, e.g. `STT=mycompany.engines:GpuWhisper`."
+    )
     worker_id: str = Field(default="", description="Name in job records; default host name and process id.")

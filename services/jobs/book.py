@@ -46,7 +46,8 @@ ORDERING: dict[str, Any] = {
     "status": Job.status.asc(),
     "-status": Job.status.desc(),
 }
-MAX_TEXT = 100_000
+# The longest text each type accepts, the engines' own limits, so a job that cannot run is refused at once.
+MAX_TEXT = {"tts": 100_000, "voice_cloning": 5_000, "ai_stories": 10_000}
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ def check_params(job_type: str, params: types_pb2.JobParams) -> None:
         text = texts[which]
         if not text.strip():
             raise InvalidArgument("the text to speak is empty")
-        if len(text) > MAX_TEXT:
-            raise InvalidArgument(f"the text is longer than {MAX_TEXT} characters")
+        if len(text) > MAX_TEXT[which]:
+            raise InvalidArgument(f"the text is longer than {MAX_TEXT[which]} characters")
     if which == "dubbing" and not params.dubbing.target_language:
         raise InvalidArgument("dubbing needs a target_language")
     if which == "dubbing" and not 0.0 <= params.dubbing.original_volume <= 1.0:

@@ -14,7 +14,7 @@ from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
-from services.workers.engines.registry import ENGINES, create_engine, parse_job_types
+from services.workers.engines.registry import ENGINES, create_engine, parse_engine_overrides, parse_job_types
 from services.workers.inputs import UrlPolicy, parse_networks
 from services.workers.runtime import JobRunner, RuntimeConfig
 from services.workers.timelimit import parse_time_limits
@@ -46,7 +46,7 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
 
 
 # OpenCV refuses larger images before decoding them (a decompression bomb never reaches memory);
-# it reads the variable when it is imported, which happens with the first AI-stories job.
+# it reads the variable when it is imported, so it is set before the engines are created.
 MAX_IMAGE_PIXELS = 40_000_000
 
 
@@ -58,7 +58,8 @@ async def run_workers(settings: WorkerSettings) -> None:
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
     job_types = parse_job_types(settings.worker_types)
     config = runtime_config(settings)
-    engines = {job_type: create_engine(job_type) for job_type in job_types}
+    overrides = parse_engine_overrides(settings.worker_engines)
+    engines = {job_type: create_engine(job_type, overrides) for job_type in job_types}
     store = open_blob_store(settings)
     serve_metrics(settings.metrics_port, "0.0.0.0")  # noqa: S104 - scraped from inside the cluster
 

@@ -10,6 +10,7 @@ from services.jobs.book import check_input_url, check_params
 from services.jobs.files import check_claim, safe_filename
 from services.jobs.lifecycle import EventFacts, EventKind, JobFacts, JobState, judge, may_cancel, may_retry
 from services.jobs.media import check_input_kind, sniff
+from services.workers.engines.registry import create_engine, parse_engine_overrides
 
 RUNNING = JobFacts(JobState.RUNNING, attempt=1, progress=40, last_delivery=1, last_sequence=5)
 
@@ -111,3 +112,21 @@ class TestParams:
     def test_input_urls_must_be_http(self, url: str) -> None:
         with pytest.raises(InvalidArgument):
             check_input_url(url)
+
+
+def test_texts_longer_than_their_engine_takes_are_refused_at_create() -> None:
+    check_params("VOICE_CLONING", types_pb2.JobParams(voice_cloning=types_pb2.VoiceCloningParams(text="a" * 5000)))
+    with pytest.raises(InvalidArgument, match="longer than 5000"):
+        check_params("VOICE_CLONING", types_pb2.JobParams(voice_cloning=types_pb2.VoiceCloningParams(text="a" * 5001)))
+    with pytest.raises(InvalidArgument, match="longer than 10000"):
+        check_params("AI_STORIES", types_pb2.JobParams(ai_stories=types_pb2.AiStoriesParams(script="a" * 10_001)))
+
+
+def test_engine_overrides_name_a_type_and_a_class() -> None:
+    overrides = parse_engine_overrides("tts = services.workers.engines.tts:EspeakTts")
+    assert overrides == {"TTS": "services.workers.engines.tts:EspeakTts"}
+    assert create_engine("TTS", overrides).job_type == "TTS"
+    with pytest.raises(ValueError, match="unknown job type"):
+        parse_engine_overrides("OCR=x:Y")
+    with pytest.raises(ValueError, match="cannot load the TTS engine"):
+        create_engine("TTS", {"TTS": "no.such.module:Engine"})

@@ -11,7 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 from numpy.typing import NDArray
 
-from services.workers.engines.base import BadInput
+from services.workers.engines.base import BadInput, TransientError
 
 # ffmpeg muxer/codec per audio output format.
 AUDIO_FORMATS = {
@@ -27,11 +27,12 @@ def ffmpeg() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
+def _run(args: list[str], what: str, transient: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg; a failure reading an input is bad input, a failure writing one (disk full...) is retried."""
     done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", *args], capture_output=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
-        raise BadInput(f"{what}: {last}")
+        raise (TransientError if transient else BadInput)(f"{what}: {last}")
     return done
 
 
@@ -91,5 +92,5 @@ def encode_audio(wav: Path, target: Path, fmt: str) -> Path:
         raise BadInput(f"format {fmt!r} is not supported; choose one of {', '.join(AUDIO_FORMATS)}")
     if fmt == "wav" and wav == target:
         return target
-    _run(["-y", "-i", str(wav), *AUDIO_FORMATS[fmt], str(target)], f"cannot encode {fmt}")
+    _run(["-y", "-i", str(wav), *AUDIO_FORMATS[fmt], str(target)], f"cannot encode {fmt}", transient=True)
     return target
