@@ -59,7 +59,10 @@ class WorldVoiceCloning:
 
         ctx.check_cancelled()
         chunks = split_text(text)
-        spoken = [np.asarray(espeak.synthesize(chunk, voice), dtype=np.float32) / 32768.0 for chunk in chunks]
+        spoken = []
+        for chunk in chunks:
+            ctx.check_cancelled()
+            spoken.append(np.asarray(espeak.synthesize(chunk, voice), dtype=np.float32) / 32768.0)
         ctx.progress(35, f"spoke {len(chunks)} parts with voice {voice}")
 
         parts = []
