@@ -15,7 +15,7 @@ from services.auth.throttle import LoginThrottle, ThrottlePolicy
 from services.auth.tokens import TokenIssuer, TokenLifetimes
 from services.common.config import AuthSettings
 from services.common.db import Database, make_engine
-from services.common.identity import TokenVerifier
+from services.common.identity import TokenVerifier, load_public_keys
 from services.common.peer import parse_networks
 from services.common.server import ServiceApp, Servicer
 
@@ -37,7 +37,8 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
     """Wire the auth service's domain objects and servicers."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
     key = load_signing_key(settings.jwt_private_key_file)
-    verifier = TokenVerifier(key.public, settings.jwt_issuer, settings.jwt_audience)
+    previous = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)[1:]
+    verifier = TokenVerifier([key.public, *previous], settings.jwt_issuer, settings.jwt_audience)
     passwords = passwords_from(settings)
     throttle = LoginThrottle(
         ThrottlePolicy(
@@ -49,6 +50,7 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
     issuer = TokenIssuer(
         db,
         key,
+        previous,
         verifier,
         passwords,
         throttle,

@@ -36,15 +36,13 @@ class SigningKey:
 
     def jwk(self) -> dict[str, str]:
         """The public key as a JWK (RFC 8037)."""
-        raw = self.public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return {
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": _b64url(raw),
-            "kid": self.kid,
-            "use": "sig",
-            "alg": "EdDSA",
-        }
+        return public_jwk(self.public)
+
+
+def public_jwk(public: Ed25519PublicKey) -> dict[str, str]:
+    """A public key as a JWK (RFC 8037) whose kid is its RFC 7638 thumbprint."""
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": _thumbprint(public), "use": "sig", "alg": "EdDSA"}
 
 
 def _thumbprint(public: Ed25519PublicKey) -> str:

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.auth.keys import SigningKey
+from services.auth.keys import SigningKey, public_jwk
 from services.auth.models import RefreshToken, User
 from services.auth.passwords import Passwords
 from services.auth.throttle import LoginThrottle
@@ -49,6 +50,7 @@ class TokenIssuer:
         self,
         db: Database,
         key: SigningKey,
+        previous_keys: list[Ed25519PublicKey],
         verifier: TokenVerifier,
         passwords: Passwords,
         throttle: LoginThrottle,
@@ -58,6 +60,7 @@ class TokenIssuer:
     ) -> None:
         self._db = db
         self._key = key
+        self._previous = previous_keys
         self._verifier = verifier
         self._passwords = passwords
         self._throttle = throttle
@@ -66,8 +69,8 @@ class TokenIssuer:
         self._audience = audience
 
     def jwks(self) -> list[dict[str, str]]:
-        """The public keys that verify our tokens."""
-        return [self._key.jwk()]
+        """The public keys that verify our tokens: the signing key's and, during a rotation, earlier ones."""
+        return [self._key.jwk(), *(public_jwk(k) for k in self._previous)]
 
     def obtain(self, username: str, password: str, address: str) -> TokenPair:
         """Log in: check the throttle, then the password, then issue a new token family."""

@@ -226,6 +226,23 @@ def generate_keys(
     typer.echo(f"wrote {private} and {public} (kid {key.kid})")
 
 
+@app.command()
+def jwks(
+    public_keys: Annotated[list[Path], typer.Argument(help="PEM public keys; the signing key's first.")],
+) -> None:
+    """Print a JWKS of public keys (for the gateway), e.g. the new and the previous key during a rotation."""
+    import json  # noqa: PLC0415
+
+    from services.auth.keys import public_jwk  # noqa: PLC0415
+    from services.common.identity import load_public_key  # noqa: PLC0415
+
+    try:
+        keys = [public_jwk(load_public_key(path)) for path in public_keys]
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"keys": keys}))
+
+
 @dev.command("up")
 def dev_up() -> None:
     """Start Postgres, NATS, every service and Envoy locally in the foreground; Ctrl-C stops them all.

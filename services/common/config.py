@@ -45,6 +45,10 @@ class ServiceSettings(ProcessSettings):
         default=Path("/etc/aiorch/keys/jwt-public.pem"),
         description="PEM public key that verifies access tokens.",
     )
+    jwt_previous_public_key_files: str = Field(
+        default="",
+        description="Comma-separated PEM public keys of earlier signing keys, still accepted during a rotation.",
+    )
     jwt_issuer: str = Field(default="aiorch", description="`iss` claim of tokens.")
     jwt_audience: str = Field(default="aiorch", description="`aud` claim of tokens.")
     db_pool_size: int = Field(default=10, description="Database connections kept per process.")

@@ -63,30 +63,47 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-class TokenVerifier:
-    """Checks signature, algorithm, expiry, issuer, audience and type of a JWT."""
+def load_public_keys(path: Path, previous: str = "") -> list[Ed25519PublicKey]:
+    """The current public key and any previous ones (comma-separated files) still accepted during a rotation."""
+    extra = [Path(p.strip()) for p in previous.split(",") if p.strip()]
+    return [load_public_key(path), *(load_public_key(p) for p in extra)]
 
-    def __init__(self, public_key: Ed25519PublicKey, issuer: str, audience: str) -> None:
-        self._key = public_key
+
+class TokenVerifier:
+    """Checks signature, algorithm, expiry, issuer, audience and type of a JWT.
+
+    Several public keys may verify: while a signing key is rotated, tokens signed with the
+    previous key stay valid until they expire, so nobody is logged out.
+    """
+
+    def __init__(self, public_keys: Ed25519PublicKey | list[Ed25519PublicKey], issuer: str, audience: str) -> None:
+        self._keys = public_keys if isinstance(public_keys, list) else [public_keys]
         self._issuer = issuer
         self._audience = audience
 
     def claims(self, token: str, token_type: str) -> dict[str, Any]:
         """The verified claims of `token`, or Unauthenticated with the reason."""
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._key,
-                # Pinning the algorithm refuses "none" and HS256-with-the-public-key forgeries.
-                algorithms=[ALGORITHM],
-                issuer=self._issuer,
-                audience=self._audience,
-                options={"require": ["exp", "iat", "sub", "jti", "iss", "aud", "typ"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("token has expired") from exc
-        except jwt.InvalidTokenError as exc:
-            raise Unauthenticated("token is not valid") from exc
+        claims: dict[str, Any] | None = None
+        for key in self._keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    # Pinning the algorithm refuses "none" and HS256-with-the-public-key forgeries.
+                    algorithms=[ALGORITHM],
+                    issuer=self._issuer,
+                    audience=self._audience,
+                    options={"require": ["exp", "iat", "sub", "jti", "iss", "aud", "typ"]},
+                )
+                break
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError as exc:
+                raise Unauthenticated("token has expired") from exc
+            except jwt.InvalidTokenError as exc:
+                raise Unauthenticated("token is not valid") from exc
+        if claims is None:
+            raise Unauthenticated("token is not valid")
         if claims.get("typ") != token_type:
             raise Unauthenticated(f"not an {token_type} token" if token_type == ACCESS else "wrong token type")
         return claims

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.config import ServiceSettings
-from services.common.identity import TokenVerifier, load_public_key
+from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
@@ -47,7 +47,8 @@ class ServiceApp:
 
 def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server, Any]:
     """A server with every servicer, health and reflection mounted, not yet started."""
-    verifier = TokenVerifier(load_public_key(settings.jwt_public_key_file), settings.jwt_issuer, settings.jwt_audience)
+    keys = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)
+    verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
     server = aio.server(
         interceptors=[
             MetricsInterceptor(),

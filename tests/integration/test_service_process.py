@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import jwt
 import pytest
 from aiorch.auth.v1 import tokens_pb2, tokens_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -96,3 +98,47 @@ def test_metrics_count_rpcs_by_method_and_code(stack: Endpoints, accounts: objec
         'grpc_service="aiorch.auth.v1.TokenService",grpc_type="unary"}'
     ) in text
     assert 'grpc_server_handling_seconds_bucket{grpc_method="VerifyToken"' in text
+
+
+def test_a_rotated_signing_key_keeps_earlier_tokens_valid(stack: Endpoints, tmp_path: Path) -> None:
+    # Given: an auth replica that signs with a new key and still accepts the previous one.
+    new_private, new_public = tmp_path / "new.pem", tmp_path / "new.pub"
+    subprocess.run([AIORCH, "generate-keys", "--private", str(new_private), "--public", str(new_public)], check=True)
+    port = free_port()
+    supervisor = Supervisor(tmp_path)
+    env = {
+        **os.environ,
+        **TEST_SERVICE_ENV,
+        "DATABASE_URL": stack.database_url,
+        "AIORCH_GRPC_HOST": "127.0.0.1",
+        "AIORCH_GRPC_PORT": str(port),
+        "AIORCH_METRICS_PORT": "0",
+        "AIORCH_JWT_PRIVATE_KEY_FILE": str(new_private),
+        "AIORCH_JWT_PUBLIC_KEY_FILE": str(new_public),
+        "AIORCH_JWT_PREVIOUS_PUBLIC_KEY_FILES": str(stack.public_key),
+        "AIORCH_DRAIN_DELAY_SECONDS": "0",
+    }
+    supervisor.start("auth-rotated", [AIORCH, "serve", "auth"], env=env)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _serving(address), 60, "the rotated auth replica")
+        with grpc.insecure_channel(stack.grpc["auth"]) as old, grpc.insecure_channel(address) as new:
+            old_tokens, new_tokens = tokens_pb2_grpc.TokenServiceStub(old), tokens_pb2_grpc.TokenServiceStub(new)
+            login = tokens_pb2.ObtainTokenRequest(username="admin", password=ADMIN_PASSWORD)
+            before = old_tokens.ObtainToken(login)
+            # When: the token signed before the rotation reaches the rotated replica.
+            new_tokens.VerifyToken(tokens_pb2.VerifyTokenRequest(token=before.access))
+            after = new_tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=before.refresh))
+            # Then: it is accepted, its refresh buys a pair signed with the new key, and the JWKS holds both.
+            kids = [k.kid for k in new_tokens.GetJwks(tokens_pb2.GetJwksRequest()).keys]
+            assert len(kids) == 2
+            assert jwt.get_unverified_header(after.access)["kid"] == kids[0]
+            assert jwt.get_unverified_header(before.access)["kid"] == kids[1]
+            with pytest.raises(grpc.RpcError):
+                old_tokens.VerifyToken(tokens_pb2.VerifyTokenRequest(token=after.access))
+    finally:
+        supervisor.stop_all()
+    printed = subprocess.run(
+        [AIORCH, "jwks", str(new_public), str(stack.public_key)], capture_output=True, text=True, check=True
+    )
+    assert [k["kid"] for k in json.loads(printed.stdout)["keys"]] == kids
