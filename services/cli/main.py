@@ -227,6 +227,55 @@ def generate_keys(
 
 
 @app.command()
+def requeue(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="PENDING job ids to dispatch again.")] = None,
+    pending_older_than: Annotated[
+        int | None, typer.Option(help="Instead: every job PENDING for longer than this many seconds.")
+    ] = None,
+) -> None:
+    """Dispatch PENDING jobs again (e.g. after JetStream lost its store); the jobs service publishes them."""
+    import uuid  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    from services.common.config import JobsSettings  # noqa: PLC0415
+    from services.common.db import Database, make_engine  # noqa: PLC0415
+    from services.jobs.requeue import requeue as requeue_jobs  # noqa: PLC0415
+
+    if bool(job_ids) == (pending_older_than is not None):
+        _fail("give job ids or --pending-older-than, not both", 2)
+    try:
+        ids = [uuid.UUID(j) for j in job_ids or []]
+    except ValueError:
+        _fail("job ids are UUIDs", 2)
+    age = timedelta(seconds=pending_older_than) if pending_older_than is not None else None
+    db = Database(make_engine(JobsSettings().database_url, 1))
+    try:
+        done = requeue_jobs(db, ids, age)
+    except DomainError as exc:
+        _fail(exc.message)
+    finally:
+        db.dispose()
+    typer.echo(f"requeued {len(done)} job(s)")
+    for job_id in done:
+        typer.echo(str(job_id))
+
+
+@app.command()
+def queue() -> None:
+    """Show each job type's queue: messages waiting, in flight at workers, and workers pulling."""
+    from services.common.config import ProcessSettings  # noqa: PLC0415
+    from services.common.queues import queue_report  # noqa: PLC0415
+
+    try:
+        rows = asyncio.run(queue_report(ProcessSettings().nats_url))
+    except ConnectionError as exc:
+        _fail(str(exc))
+    typer.echo(f"{'type':<15}{'waiting':>9}{'in flight':>11}{'workers':>9}")
+    for row in rows:
+        typer.echo(f"{row.job_type:<15}{row.waiting:>9}{row.in_flight:>11}{row.pulling:>9}")
+
+
+@app.command()
 def jwks(
     public_keys: Annotated[list[Path], typer.Argument(help="PEM public keys; the signing key's first.")],
 ) -> None:
