@@ -14,19 +14,21 @@ BUF_VERSION := 1.75.0
 BUF := build/buf/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help venv gen run test test-fast lint fmt bench clean
+.PHONY: help venv gen run test test-fast lint fmt clean images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# Debian packages the engines use: Apertium and its English-Spanish pair (dubbing's translation).
+# Debian packages: Apertium and its English-Spanish pair (dubbing's translation), and Prometheus
+# (promtool checks the alert rules; the observability test scrapes the local stack with it).
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
-	@if apertium -l 2>/dev/null | grep -qx eng-spa; then :; \
+	@if apertium -l 2>/dev/null | grep -qx eng-spa && command -v promtool >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apertium apertium-eng-spa; \
-	else echo "install the Debian packages apertium and apertium-eng-spa (sudo apt-get install ...)"; exit 1; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			apertium apertium-eng-spa prometheus; \
+	else echo "install the Debian packages apertium, apertium-eng-spa and prometheus (sudo apt-get install ...)"; exit 1; fi
 	touch $@
 
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)
@@ -68,6 +70,17 @@ lint: gen $(BUF) ## ruff, mypy and buf lint
 fmt: $(STAMP) ## Format and autofix the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Container images (deploy/images/*.Dockerfile), tagged with the project version unless IMAGE_TAG is given.
+IMAGE_REGISTRY ?= ghcr.io/aiorch
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+images: ## Build the container images (needs docker or podman)
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine: install docker or podman"; exit 1; }
+	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/aiorch.Dockerfile -t $(IMAGE_REGISTRY)/aiorch:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/gpu-worker.Dockerfile -t $(IMAGE_REGISTRY)/aiorch-gpu-worker:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/gateway.Dockerfile -t $(IMAGE_REGISTRY)/aiorch-gateway:$(IMAGE_TAG) .
 
 clean: ## Remove generated code and build outputs (keeps .venv and .state)
 	rm -rf gen build

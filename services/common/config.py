@@ -19,6 +19,9 @@ class ProcessSettings(BaseSettings):
         validation_alias=AliasChoices("NATS_URL", "AIORCH_NATS_URL"),
         description="NATS server URL(s), comma separated.",
     )
+    nats_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of every JetStream stream and bucket (3 on a 3-node cluster)."
+    )
     metrics_port: int = Field(default=9464, description="Port of the Prometheus /metrics endpoint; 0 = off.")
     log_level: str = Field(default="INFO", description="Lowest level logged.")
     log_format: Literal["json", "console"] = Field(default="json", description="Log renderer.")

@@ -82,7 +82,7 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
-async def ensure_topology(js: JetStreamContext) -> None:
+async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
     """Create or update every stream and bucket; safe to run from every process at start."""
     await _ensure_stream(
         js,
@@ -92,6 +92,7 @@ async def ensure_topology(js: JetStreamContext) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         ),
     )
     await _ensure_stream(
@@ -102,6 +103,7 @@ async def ensure_topology(js: JetStreamContext) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         ),
     )
     await _ensure_stream(
@@ -112,9 +114,10 @@ async def ensure_topology(js: JetStreamContext) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         ),
     )
     try:
         await js.key_value(CANCEL_BUCKET)
     except BucketNotFoundError:
-        await js.create_key_value(KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0))
+        await js.create_key_value(KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0, replicas=replicas))

