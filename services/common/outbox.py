@@ -15,13 +15,38 @@ from datetime import datetime
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JetStreamError
-from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, MetaData, String, Table, delete, select
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from services.common.db import Database, utcnow
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
+
+# `service` is the outbox's schema (`jobs`, `projects`). Every replica's relay reads the same table, so
+# aggregate the gauges with max by (service), and sum the counter.
+OUTBOX_BACKLOG = Gauge(
+    "aiorch_outbox_backlog", "Outbox rows waiting to be published, after the latest pass.", ["service"]
+)
+OUTBOX_OLDEST_SECONDS = Gauge(
+    "aiorch_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 when empty).", ["service"]
+)
+OUTBOX_PUBLISHED = Counter(
+    "aiorch_outbox_published_total", "Outbox rows published to JetStream by this relay.", ["service"]
+)
 
 
 def outbox_table(metadata: MetaData, schema: str) -> Table:
@@ -78,6 +103,8 @@ class OutboxRelay:
         self._batch = batch
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._service = table.schema or table.name
+        OUTBOX_PUBLISHED.labels(self._service)  # the series exists (at 0) before the first publish
 
     def wake(self) -> None:
         """Publish now instead of at the next poll; safe from any thread (called after a commit that enqueued)."""
@@ -93,12 +120,34 @@ class OutboxRelay:
         with self._db.transaction() as session:
             session.execute(delete(self._table).where(self._table.c.id == row_id))
 
+    def _backlog(self) -> tuple[int, datetime | None]:
+        with self._db.transaction() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(self._table.c.created_at)).select_from(self._table)
+            ).one()
+            return int(count), oldest
+
+    async def measure(self) -> int:
+        """Set the backlog gauges from the table; returns the rows pending."""
+        count, oldest = await asyncio.to_thread(self._backlog)
+        OUTBOX_BACKLOG.labels(self._service).set(count)
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        OUTBOX_OLDEST_SECONDS.labels(self._service).set(max(0.0, age))
+        return count
+
+    async def _measure_quietly(self) -> None:
+        try:
+            await self.measure()
+        except Exception as exc:  # the gauges keep their last value; the relay's own loop reports faults
+            log.debug("outbox backlog not measured", error=str(exc))
+
     async def drain_once(self) -> int:
         """Publish what is pending now; returns how many rows went out. Stops at the first failure."""
         sent = 0
         for row in await asyncio.to_thread(self._pending):
             await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
             await asyncio.to_thread(self._delete, row.id)
+            OUTBOX_PUBLISHED.labels(self._service).inc()
             sent += 1
         return sent
 
@@ -111,6 +160,7 @@ class OutboxRelay:
                 sent = await self.drain_once()
                 delay = self._poll
                 if sent == self._batch:
+                    await self._measure_quietly()
                     continue
             except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
                 log.warning("outbox publish failed; will retry", error=str(exc), retry_in=delay)
@@ -119,5 +169,7 @@ class OutboxRelay:
                 log.exception("outbox relay error; will retry")
                 delay = min(delay * 2, 10.0)
             self._wake.clear()
+            # After the clear: a wake() while measuring is not lost.
+            await self._measure_quietly()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -17,6 +17,7 @@ from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
 from services.jobs.intake import EventIntake
 from services.jobs.models import OUTBOX
 from services.jobs.projects_client import ProjectsClient
+from services.jobs.queue_metrics import QueueMetrics
 from services.jobs.results import ResultBook
 from services.jobs.watch import ChangeBroadcaster, WatchHub
 
@@ -28,7 +29,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
     nc = await messaging.connect(settings.nats_url, "jobs")
     js = nc.jetstream()
-    await messaging.ensure_topology(js)
+    await messaging.ensure_topology(js, settings.nats_replicas)
     blobs = open_blob_store(settings)
     projects = ProjectsClient(settings.projects_address)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
@@ -37,6 +38,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     book = JobBook(db, projects, blobs, relay.wake, broadcast)
     intake = EventIntake(db, js, broadcast)
     cleanup = ProjectCleanup(db, js, book, broadcast, relay.wake)
+    queues = QueueMetrics(js)
 
     async def listen() -> None:
         await hub.listen(nc)
@@ -66,7 +68,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],
-        background=[relay.run, intake.run, cleanup.run, listen],
+        background=[relay.run, intake.run, cleanup.run, listen, queues.run],
         on_shutdown=[close],
         on_drain=[hub.shutdown],
     )

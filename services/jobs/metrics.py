@@ -20,3 +20,17 @@ RUN_SECONDS = Histogram(
 )
 WATCH_STREAMS = Gauge("aiorch_watch_streams_active", "Open watch streams.", ["kind"])
 EVENTS_APPLIED = Counter("aiorch_job_events_total", "Worker events received, by kind and outcome.", ["kind", "outcome"])
+
+# Set by services/jobs/queue_metrics.py from JetStream's view of each type's dispatch consumer. Every
+# replica exports the same values; aggregate with max by (type), not sum.
+QUEUE_DEPTH = Gauge("aiorch_queue_depth", "Dispatched jobs waiting for a worker (not yet delivered).", ["type"])
+QUEUE_IN_FLIGHT = Gauge(
+    "aiorch_queue_in_flight", "Dispatched jobs delivered to a worker and not yet acknowledged.", ["type"]
+)
+QUEUE_PULLS_WAITING = Gauge(
+    "aiorch_queue_pulls_waiting", "Open pull requests on the type's consumer (idle worker slots).", ["type"]
+)
+QUEUE_CONSUMER_PRESENT = Gauge(
+    "aiorch_queue_consumer_present", "1 when the type's worker consumer exists (a worker ever started).", ["type"]
+)
+QUEUE_POLL_ERRORS = Counter("aiorch_queue_poll_errors_total", "Failed reads of JetStream's queue state.")

@@ -21,7 +21,7 @@ async def build_app(settings: ProjectsSettings) -> ServiceApp:
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
     nc = await messaging.connect(settings.nats_url, "projects")
     js = nc.jetstream()
-    await messaging.ensure_topology(js)
+    await messaging.ensure_topology(js, settings.nats_replicas)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
 
     async def close() -> None:

@@ -27,6 +27,7 @@ KUBERNETES_VERSION = "1.32.0"
 CRD_KINDS = {
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("postgresql.cnpg.io/v1", "Cluster"),
 }
