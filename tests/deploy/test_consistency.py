@@ -45,6 +45,7 @@ EXTRA_VARIABLES = {
     "AIORCH_ADMIN_PASSWORD": ("services/cli/main.py", "bootstrap-admin"),
     "AIORCH_NEW_PASSWORD": ("services/cli/main.py", "create-user"),
     "AIORCH_WORKER_STT_MODEL_PATH": ("services/workers/engines", "worker"),
+    "AIORCH_WORKER_STT_DEVICE": ("services/workers/engines", "worker"),
 }
 
 

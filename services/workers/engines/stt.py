@@ -25,6 +25,9 @@ from services.workers.engines import media
 from services.workers.engines.base import BadInput, EngineContext, EngineResult
 
 MODEL_PATH_ENV = "AIORCH_WORKER_STT_MODEL_PATH"
+# "cuda" on a GPU worker (CTranslate2's wheels carry CUDA kernels); "cpu" everywhere else.
+DEVICE_ENV = "AIORCH_WORKER_STT_DEVICE"
+COMPUTE_TYPES = {"cpu": "int8", "cuda": "float16"}
 SAMPLE_RATE = 16000  # what Whisper listens at
 EXTRA_FORMATS = ("txt", "srt", "vtt")
 MAIN_OUTPUT = "transcript.json"
@@ -82,8 +85,11 @@ def load_model(language: str) -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from faster_whisper import WhisperModel  # noqa: PLC0415
 
+            device = os.environ.get(DEVICE_ENV, "cpu").strip().lower() or "cpu"
+            if device not in COMPUTE_TYPES:
+                raise BadInput(f"{DEVICE_ENV}={device} is not one of {', '.join(COMPUTE_TYPES)}")
             threads = min(4, os.cpu_count() or 1)
-            model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+            model = WhisperModel(str(path), device=device, compute_type=COMPUTE_TYPES[device], cpu_threads=threads)
             _models[path] = model
     if language not in model.supported_languages:
         raise BadInput(f"no speech model for language {language}; set {MODEL_PATH_ENV} to a multilingual model")
