@@ -82,41 +82,29 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
+# Every stream is a work queue (a message is gone once consumed and acknowledged) with the same duplicate
+# window, so a message published twice under one Nats-Msg-Id reaches its consumer once.
+WORK_QUEUES = {
+    DISPATCH_STREAM: "jobs.dispatch.*",
+    EVENTS_STREAM: "jobs.events.*",
+    PROJECTS_STREAM: "projects.events.*",
+}
+
+
 async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
     """Create or update every stream and bucket; safe to run from every process at start."""
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=DISPATCH_STREAM,
-            subjects=["jobs.dispatch.*"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            num_replicas=replicas,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=EVENTS_STREAM,
-            subjects=["jobs.events.*"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            num_replicas=replicas,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=PROJECTS_STREAM,
-            subjects=["projects.events.*"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            num_replicas=replicas,
-        ),
-    )
+    for name, subjects in WORK_QUEUES.items():
+        await _ensure_stream(
+            js,
+            StreamConfig(
+                name=name,
+                subjects=[subjects],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                num_replicas=replicas,
+            ),
+        )
     try:
         await js.key_value(CANCEL_BUCKET)
     except BucketNotFoundError:

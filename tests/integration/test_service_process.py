@@ -43,11 +43,9 @@ class Replica:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def short_lived_auth(stack: Endpoints, tmp_path: Path) -> Iterator[Replica]:
-    """A second auth replica on the same database whose access tokens live three seconds (room for a loaded machine)."""
+def start_auth_replica(stack: Endpoints, supervisor: Supervisor, name: str, **settings: str) -> Replica:
+    """Another auth replica on the stack's database, with its keys unless `settings` say otherwise."""
     port = free_port()
-    supervisor = Supervisor(tmp_path)
     env = {
         **os.environ,
         **TEST_SERVICE_ENV,
@@ -57,14 +55,21 @@ def short_lived_auth(stack: Endpoints, tmp_path: Path) -> Iterator[Replica]:
         "AIORCH_METRICS_PORT": "0",
         "AIORCH_JWT_PUBLIC_KEY_FILE": str(stack.public_key),
         "AIORCH_JWT_PRIVATE_KEY_FILE": str(stack.private_key),
-        "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "3",
         "AIORCH_DRAIN_DELAY_SECONDS": "0",
+        **settings,
     }
-    process = supervisor.start("auth-short", [AIORCH, "serve", "auth"], env=env)
+    process = supervisor.start(name, [AIORCH, "serve", "auth"], env=env)
     address = f"127.0.0.1:{port}"
-    wait_until(lambda: _serving(address), 60, "the short-lived auth replica")
+    wait_until(lambda: _serving(address), 60, f"the {name} replica")
+    return Replica(address, process)
+
+
+@pytest.fixture
+def short_lived_auth(stack: Endpoints, tmp_path: Path) -> Iterator[Replica]:
+    """A second auth replica whose access tokens live three seconds (room for a loaded machine)."""
+    supervisor = Supervisor(tmp_path)
     try:
-        yield Replica(address, process)
+        yield start_auth_replica(stack, supervisor, "auth-short", AIORCH_ACCESS_TOKEN_TTL_SECONDS="3")
     finally:
         supervisor.stop_all()
 
@@ -104,24 +109,16 @@ def test_a_rotated_signing_key_keeps_earlier_tokens_valid(stack: Endpoints, tmp_
     # Given: an auth replica that signs with a new key and still accepts the previous one.
     new_private, new_public = tmp_path / "new.pem", tmp_path / "new.pub"
     subprocess.run([AIORCH, "generate-keys", "--private", str(new_private), "--public", str(new_public)], check=True)
-    port = free_port()
     supervisor = Supervisor(tmp_path)
-    env = {
-        **os.environ,
-        **TEST_SERVICE_ENV,
-        "DATABASE_URL": stack.database_url,
-        "AIORCH_GRPC_HOST": "127.0.0.1",
-        "AIORCH_GRPC_PORT": str(port),
-        "AIORCH_METRICS_PORT": "0",
-        "AIORCH_JWT_PRIVATE_KEY_FILE": str(new_private),
-        "AIORCH_JWT_PUBLIC_KEY_FILE": str(new_public),
-        "AIORCH_JWT_PREVIOUS_PUBLIC_KEY_FILES": str(stack.public_key),
-        "AIORCH_DRAIN_DELAY_SECONDS": "0",
-    }
-    supervisor.start("auth-rotated", [AIORCH, "serve", "auth"], env=env)
-    address = f"127.0.0.1:{port}"
     try:
-        wait_until(lambda: _serving(address), 60, "the rotated auth replica")
+        address = start_auth_replica(
+            stack,
+            supervisor,
+            "auth-rotated",
+            AIORCH_JWT_PRIVATE_KEY_FILE=str(new_private),
+            AIORCH_JWT_PUBLIC_KEY_FILE=str(new_public),
+            AIORCH_JWT_PREVIOUS_PUBLIC_KEY_FILES=str(stack.public_key),
+        ).address
         with grpc.insecure_channel(stack.grpc["auth"]) as old, grpc.insecure_channel(address) as new:
             old_tokens, new_tokens = tokens_pb2_grpc.TokenServiceStub(old), tokens_pb2_grpc.TokenServiceStub(new)
             login = tokens_pb2.ObtainTokenRequest(username="admin", password=ADMIN_PASSWORD)

@@ -15,7 +15,8 @@ from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.dubbing import MIX_RATE, ApertiumDubbing, fit_rate, mix, place, resample
 from services.workers.engines.stt import MODEL_PATH_ENV, format_timestamp
 from services.workers.engines.translate import parse_modes, translate_lines
-from tests.unit.test_engine_stt import RecordingContext, speech_wav, video_with_sound
+from tests.engine_context import RecordingContext
+from tests.unit.test_engine_stt import speech_wav, video_with_sound
 
 SENTENCES = (
     "The house is very big.",

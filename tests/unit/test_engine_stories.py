@@ -24,29 +24,10 @@ from skimage import data as samples
 from services.workers.engines import media
 from services.workers.engines.base import BadInput, Cancelled
 from services.workers.engines.stories import MAX_SIDE, TalkingHead, blink_track, load_portrait
+from tests.engine_context import RecordingContext
 
 SCRIPT = "Good morning, I am an astronaut from Houston. Today we fly all the way to the moon and back again."
 AUDIO_RATE = 16000
-
-
-class RecordingContext:
-    """An EngineContext that records reports and stops once `stop_after` progress reports were made."""
-
-    def __init__(self, output_dir: Path, stop_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.percents: list[int] = []
-        self.lines: list[str] = []
-        self._stop_after = stop_after
-
-    def progress(self, percent: int, message: str = "") -> None:
-        self.percents.append(percent)
-
-    def log(self, line: str, level: str = "info") -> None:
-        self.lines.append(line)
-
-    def check_cancelled(self) -> None:
-        if self._stop_after is not None and len(self.percents) >= self._stop_after:
-            raise Cancelled("stop requested")
 
 
 @dataclass(frozen=True)

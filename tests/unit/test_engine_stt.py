@@ -26,32 +26,13 @@ from services.workers.engines.stt import (
     to_srt,
     to_vtt,
 )
+from tests.engine_context import RecordingContext
 
 PARAGRAPHS = (
     "The museum opens early in the morning. Visitors can walk through the old gardens before lunch.",
     "Our train leaves from the north station every hour. Please buy your ticket before you board.",
 )
 PAUSE_SECONDS = 0.8
-
-
-class RecordingContext:
-    """An EngineContext that records reports and stops once `stop_after` progress reports were made."""
-
-    def __init__(self, output_dir: Path, stop_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.percents: list[int] = []
-        self.lines: list[str] = []
-        self._stop_after = stop_after
-
-    def progress(self, percent: int, message: str = "") -> None:
-        self.percents.append(percent)
-
-    def log(self, line: str, level: str = "info") -> None:
-        self.lines.append(line)
-
-    def check_cancelled(self) -> None:
-        if self._stop_after is not None and len(self.percents) >= self._stop_after:
-            raise Cancelled("stop requested")
 
 
 def speech_wav(path: Path, sentences: tuple[str, ...], voice: str = "en") -> Path:

@@ -29,6 +29,7 @@ from services.workers.engines.media import decode_audio, media_info, read_wav, w
 from services.workers.engines.tts import EspeakTts
 from services.workers.engines.voice import speaker_profile, world
 from services.workers.engines.voice_cloning import WorldVoiceCloning
+from tests.engine_context import RecordingContext
 
 REFERENCE_TEXT = "She sells sea shells by the sea shore every summer morning."
 # Another clip of the reference speaker that the engine never hears: timbre must move towards the speaker,
@@ -37,27 +38,6 @@ HELD_OUT_TEXT = "Could you pass me the salt and the pepper, please?"
 REFERENCE_VOICE, REFERENCE_PITCH = "en+f3", 90
 TEXT = "The weather is cold today. We will stay inside and read a good book."
 MAX_WER = 0.5
-
-
-class RecordingContext:
-    """An EngineContext that records progress and stops once `stop_after` progress reports were made."""
-
-    def __init__(self, output_dir: Path, stop_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.percents: list[int] = []
-        self.messages: list[str] = []
-        self._stop_after = stop_after
-
-    def progress(self, percent: int, message: str = "") -> None:
-        self.percents.append(percent)
-        self.messages.append(message)
-
-    def log(self, line: str, level: str = "info") -> None:
-        pass
-
-    def check_cancelled(self) -> None:
-        if self._stop_after is not None and len(self.percents) >= self._stop_after:
-            raise Cancelled("stop requested")
 
 
 def clone(

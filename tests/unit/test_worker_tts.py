@@ -21,31 +21,12 @@ from services.workers.engines.media import decode_audio, media_info, read_wav
 from services.workers.engines.registry import parse_job_types
 from services.workers.engines.tts import EspeakTts, split_text, voice_name
 from services.workers.engines.voice import world
+from tests.engine_context import RecordingContext
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 # Everyday words, not a well-known test passage that the recogniser could complete from memory.
 ROUND_TRIP_TEXT = "My brother keeps his bicycle in the garden shed next to the old piano."
 MAX_WER = 0.30
-
-
-class RecordingContext:
-    """An EngineContext that records reports and stops once `stop_after` progress reports were made."""
-
-    def __init__(self, output_dir: Path, stop_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.percents: list[int] = []
-        self.lines: list[str] = []
-        self._stop_after = stop_after
-
-    def progress(self, percent: int, message: str = "") -> None:
-        self.percents.append(percent)
-
-    def log(self, line: str, level: str = "info") -> None:
-        self.lines.append(line)
-
-    def check_cancelled(self) -> None:
-        if self._stop_after is not None and len(self.percents) >= self._stop_after:
-            raise Cancelled("stop requested")
 
 
 def speak(tmp_path: Path, **params: object) -> tuple[Path, dict[str, object], RecordingContext]:
