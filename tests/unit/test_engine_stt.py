@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from services.workers.engines.stt import (
     to_vtt,
 )
 from tests.engine_context import RecordingContext
+from tests.word_error_rate import word_error_rate
 
 PARAGRAPHS = (
     "The museum opens early in the morning. Visitors can walk through the old gardens before lunch.",
@@ -55,20 +55,6 @@ def video_with_sound(path: Path, wav: Path) -> Path:
         check=True,
     )  # fmt: skip
     return path
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance over the reference length, ignoring case and punctuation."""
-    ref, hyp = (re.findall(r"[a-z']+", text.lower()) for text in (reference, hypothesis))
-    distance = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        previous, distance[0] = distance[0], i
-        for j, hyp_word in enumerate(hyp, start=1):
-            previous, distance[j] = (
-                distance[j],
-                min(distance[j] + 1, distance[j - 1] + 1, previous + (ref_word != hyp_word)),
-            )
-    return distance[len(hyp)] / max(len(ref), 1)
 
 
 def transcribe(tmp_path: Path, source: Path, **params: object) -> tuple[EngineResult, RecordingContext]:

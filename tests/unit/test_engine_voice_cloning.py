@@ -11,7 +11,6 @@ Timbre distance is the Euclidean distance between the mean MFCC vectors (coeffic
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from services.workers.engines.tts import EspeakTts
 from services.workers.engines.voice import speaker_profile, world
 from services.workers.engines.voice_cloning import WorldVoiceCloning
 from tests.engine_context import RecordingContext
+from tests.word_error_rate import word_error_rate
 
 REFERENCE_TEXT = "She sells sea shells by the sea shore every summer morning."
 # Another clip of the reference speaker that the engine never hears: timbre must move towards the speaker,
@@ -53,23 +53,6 @@ def espeak_recording(path: Path, text: str, voice: str = "en", pitch: int = 50) 
     espeak = Espeak.shared()
     samples = np.asarray(espeak.synthesize(text, voice, 175, pitch), dtype=np.int16)
     return write_wav(path, samples, espeak.sample_rate)
-
-
-def normalise_words(text: str) -> list[str]:
-    """Lower-case words without punctuation, so that WER counts words and not commas."""
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by word-level edit distance."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        current = [i]
-        for j, heard in enumerate(hyp, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != heard)))
-        previous = current
-    return previous[-1] / max(len(ref), 1)
 
 
 def median_f0(path: Path) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import array
 import itertools
 import os
-import re
 import tempfile
 import wave
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from services.workers.engines.registry import parse_job_types
 from services.workers.engines.tts import EspeakTts, split_text, voice_name
 from services.workers.engines.voice import world
 from tests.engine_context import RecordingContext
+from tests.word_error_rate import word_error_rate
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 # Everyday words, not a well-known test passage that the recogniser could complete from memory.
@@ -45,23 +45,6 @@ def wav_facts(path: Path) -> tuple[float, int, array.array[int]]:
         frames = wav.readframes(wav.getnframes())
     samples = array.array("h", frames)
     return len(samples) / rate, rate, samples
-
-
-def normalise_words(text: str) -> list[str]:
-    """Lower-case words without punctuation, so that WER counts words and not spelling of commas."""
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by word-level edit distance."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        current = [i]
-        for j, heard in enumerate(hyp, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != heard)))
-        previous = current
-    return previous[-1] / max(len(ref), 1)
 
 
 @pytest.fixture(scope="module")
