@@ -24,7 +24,7 @@ help: ## List the targets
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
-	@if apertium -l 2>/dev/null | grep -qx eng-spa && command -v promtool >/dev/null; then :; \
+	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			apertium apertium-eng-spa prometheus; \
