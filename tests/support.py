@@ -151,3 +151,22 @@ def wait_for(http: Any, user: User, job_id: str, states: set[str], timeout: floa
 def long_text(sentences: int = 300) -> str:
     """A text that takes the TTS engine a while (many sentences, so cancel checkpoints come often)."""
     return " ".join(f"This is sentence number {i} of a long story about a patient robot." for i in range(sentences))
+
+
+def upload(http: Any, user: User, filename: str, content: bytes, content_type: str) -> Any:
+    """POST /api/files/ with a raw body; the response, for the caller to judge."""
+    return http.post(
+        "/api/files/",
+        params={"filename": filename},
+        content=content,
+        headers={**user.headers, "content-type": content_type},
+    )
+
+
+def file_job(http: Any, user: User, project_id: str, job_type: str, params: dict[str, Any], file_id: str) -> Any:
+    """POST /api/jobs/ for a job on an uploaded input; the response, for the caller to judge."""
+    return http.post(
+        "/api/jobs/",
+        json={"project_id": project_id, "type": job_type, "params": params, "input_file_id": file_id},
+        headers=user.headers,
+    )

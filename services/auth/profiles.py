@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,6 +254,17 @@ class ProfileDirectory:
                 TokenIssuer.revoke_user(session, user.id, utcnow())
             session.flush()
             return ProfileView.of(user)
+
+    def ensure_admin(self, username: str, password: str | None) -> str | None:
+        """Create the first admin if `username` is missing; returns the password it got (generated if None).
+
+        None when the user already exists: an existing password is never changed.
+        """
+        if self.exists(username):
+            return None
+        chosen = password or secrets.token_urlsafe(12)
+        self.create(None, NewProfile(username, Role.ADMIN.value, chosen))
+        return chosen
 
     def exists(self, username: str) -> bool:
         """True when a user with this login name exists."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -189,18 +188,14 @@ def bootstrap_admin(
     username: Annotated[str, typer.Option(help="Login name of the first admin.")] = "admin",
 ) -> None:
     """Create the first admin if missing (password: AIORCH_ADMIN_PASSWORD, else generated and printed)."""
-    from services.auth.profiles import NewProfile  # noqa: PLC0415
-
-    directory = _directory()
-    if directory.exists(username):
-        typer.echo(f"user {username} exists")
-        return
-    password = os.environ.get("AIORCH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    given = os.environ.get("AIORCH_ADMIN_PASSWORD") or None
     try:
-        directory.create(None, NewProfile(username, "admin", password))
+        password = _directory().ensure_admin(username, given)
     except DomainError as exc:
         _fail(exc.message)
-    if os.environ.get("AIORCH_ADMIN_PASSWORD"):
+    if password is None:
+        typer.echo(f"user {username} exists")
+    elif given:
         typer.echo(f"created admin {username} with the password from AIORCH_ADMIN_PASSWORD")
     else:
         typer.echo(f"created admin {username} with generated password: {password}")
@@ -267,12 +262,12 @@ def queue() -> None:
     from services.common.queues import queue_report  # noqa: PLC0415
 
     try:
-        rows = asyncio.run(queue_report(ProcessSettings().nats_url))
+        states = asyncio.run(queue_report(ProcessSettings().nats_url))
     except ConnectionError as exc:
         _fail(str(exc))
-    typer.echo(f"{'type':<15}{'waiting':>9}{'in flight':>11}{'workers':>9}")
-    for row in rows:
-        typer.echo(f"{row.job_type:<15}{row.waiting:>9}{row.in_flight:>11}{row.pulling:>9}")
+    typer.echo(f"{'type':<15}{'waiting':>9}{'in flight':>11}{'pulling':>9}")
+    for job_type, state in states.items():
+        typer.echo(f"{job_type:<15}{state.depth:>9}{state.in_flight:>11}{state.pulls_waiting:>9}")
 
 
 @app.command()

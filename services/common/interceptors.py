@@ -11,6 +11,7 @@ import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -28,7 +29,15 @@ _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("aiorch_
 # The installed grpc stubs predate grpc.aio's full typing, so handlers and contexts are Any here.
 Handler = Any
 Context = Any
-Around = Callable[[str, Context], AbstractAsyncContextManager[None]]
+Around = Callable[["Call", Context], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What an interceptor knows of the RPC it wraps."""
+
+    method: str  # "/package.Service/Method"
+    rpc_type: str  # unary, client_stream, server_stream or bidi_stream
 
 
 def current_caller() -> Caller:
@@ -50,12 +59,13 @@ def _rpc_type(handler: Handler) -> str:
 
 
 def _wrap(handler: Handler, method: str, around: Around) -> Handler:
-    """A handler like `handler` whose behavior runs inside `around(method, context)`."""
+    """A handler like `handler` whose behavior runs inside `around(call, context)`."""
+    call = Call(method, _rpc_type(handler))
     if handler.response_streaming:
         inner_stream = handler.stream_stream if handler.request_streaming else handler.unary_stream
 
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-            async with around(method, context):
+            async with around(call, context):
                 async for response in inner_stream(request, context):
                     yield response
 
@@ -71,9 +81,8 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
     inner_unary = handler.stream_unary if handler.request_streaming else handler.unary_unary
 
     async def unary(request: Any, context: Context) -> Any:
-        async with around(method, context):
+        async with around(call, context):
             return await inner_unary(request, context)
-        raise AssertionError("unreachable")  # pragma: no cover - the context manager never swallows
 
     factory_u = (
         grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
@@ -88,7 +97,7 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
 class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Base: subclasses give `around`; handlers of other interceptors' services pass through."""
 
-    def around(self, method: str, context: Context) -> AbstractAsyncContextManager[None]:
+    def around(self, call: Call, context: Context) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
     async def intercept_service(
@@ -105,24 +114,10 @@ class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 class MetricsInterceptor(_AroundInterceptor):
     """Counts RPCs by service, method and code, and times them."""
 
-    def __init__(self) -> None:
-        self._types: dict[str, str] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        self._types[handler_call_details.method] = _rpc_type(handler)
-        return _wrap(handler, handler_call_details.method, self.around)
-
     @asynccontextmanager
-    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
-        service, _, name = method.lstrip("/").rpartition("/")
-        rpc_type = self._types.get(method, "unary")
+    async def around(self, call: Call, context: Context) -> AsyncIterator[None]:
+        service, _, name = call.method.lstrip("/").rpartition("/")
+        rpc_type = call.rpc_type
         metrics.RPC_STARTED.labels(service, name, rpc_type).inc()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -148,7 +143,7 @@ class ErrorInterceptor(_AroundInterceptor):
     """Turns domain errors into statuses and hides unexpected ones behind INTERNAL."""
 
     @asynccontextmanager
-    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
+    async def around(self, call: Call, context: Context) -> AsyncIterator[None]:
         try:
             yield
         except errors.DomainError as exc:
@@ -157,7 +152,7 @@ class ErrorInterceptor(_AroundInterceptor):
             raise
         except Exception:
             # The stack trace goes to the log, never to the caller.
-            log.exception("unhandled error", method=method)
+            log.exception("unhandled error", method=call.method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
@@ -174,8 +169,8 @@ class AuthInterceptor(_AroundInterceptor):
         return method in self._public or method.startswith(self.PUBLIC_PREFIXES)
 
     @asynccontextmanager
-    async def around(self, method: str, context: Context) -> AsyncIterator[None]:
-        if self._is_public(method):
+    async def around(self, call: Call, context: Context) -> AsyncIterator[None]:
+        if self._is_public(call.method):
             yield
             return
         caller = self._verifier.caller(_bearer_token(context))

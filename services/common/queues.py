@@ -1,9 +1,19 @@
-"""What the job queues hold right now, read from JetStream's consumer state."""
+"""What the job queues hold right now, read from JetStream's consumer state.
+
+Each job type has a subject on the dispatch stream and one durable pull consumer shared by its workers.
+The consumer's info says how many messages wait (`num_pending`), how many are out with a worker and not yet
+acknowledged (`num_ack_pending`) and how many pull requests are open (`num_waiting`: idle worker slots).
+A type whose consumer does not exist yet (no worker of that type ever started) still has its messages in
+the stream: the depth then is the stream's count for the type's subject (a work-queue stream keeps only
+unacknowledged messages).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.common import messaging
@@ -12,30 +22,39 @@ JOB_TYPES = ("STT", "TTS", "VOICE_CLONING", "DUBBING", "AI_STORIES")
 
 
 @dataclass(frozen=True)
-class QueueRow:
-    """One job type's queue."""
+class QueueState:
+    """JetStream's view of one job type's queue."""
 
-    job_type: str
-    waiting: int  # dispatched, not yet taken by a worker
+    depth: int  # dispatched, not yet taken by a worker
     in_flight: int  # taken, not yet acknowledged (running, or about to be redelivered)
-    pulling: int  # worker fetch requests waiting for work; 0 with waiting > 0 means no worker
+    pulls_waiting: int  # worker fetch requests waiting for work; 0 with depth > 0 means no worker
+    consumer_present: bool
 
 
-async def queue_report(nats_url: str) -> list[QueueRow]:
-    """One row per job type; a type whose consumer does not exist yet shows its waiting messages only."""
+async def read_queues(js: JetStreamContext, types: Iterable[str] = JOB_TYPES) -> dict[str, QueueState]:
+    """The queue state of each type (NATS errors propagate)."""
+    stream = await js.stream_info(messaging.DISPATCH_STREAM, subjects_filter="jobs.dispatch.*")
+    stored = stream.state.subjects or {}
+    states: dict[str, QueueState] = {}
+    for job_type in types:
+        try:
+            info = await js.consumer_info(messaging.DISPATCH_STREAM, messaging.worker_consumer(job_type))
+        except NotFoundError:
+            states[job_type] = QueueState(stored.get(messaging.dispatch_subject(job_type), 0), 0, 0, False)
+            continue
+        states[job_type] = QueueState(
+            depth=info.num_pending or 0,
+            in_flight=info.num_ack_pending or 0,
+            pulls_waiting=info.num_waiting or 0,
+            consumer_present=True,
+        )
+    return states
+
+
+async def queue_report(nats_url: str) -> dict[str, QueueState]:
+    """Connect, read every type's queue, disconnect (the `aiorch queue` command)."""
     nc = await messaging.connect(nats_url, "aiorch-cli", attempts=3)
     try:
-        js = nc.jetstream()
-        rows = []
-        for job_type in JOB_TYPES:
-            try:
-                info = await js.consumer_info(messaging.DISPATCH_STREAM, messaging.worker_consumer(job_type))
-                rows.append(QueueRow(job_type, info.num_pending or 0, info.num_ack_pending or 0, info.num_waiting or 0))
-            except NotFoundError:
-                subject = messaging.dispatch_subject(job_type)
-                stream = await js.stream_info(messaging.DISPATCH_STREAM, subjects_filter=subject)
-                waiting = (stream.state.subjects or {}).get(subject, 0)
-                rows.append(QueueRow(job_type, waiting, 0, 0))
-        return rows
+        return await read_queues(nc.jetstream())
     finally:
         await nc.close()

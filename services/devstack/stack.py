@@ -246,7 +246,7 @@ class LocalStack:
     def _bootstrap_admin(self, database_url: str) -> str | None:
         """Create `admin` on first run; return its password when this run chose or was given it."""
         from services.auth.app import passwords_from  # noqa: PLC0415
-        from services.auth.profiles import NewProfile, ProfileDirectory  # noqa: PLC0415
+        from services.auth.profiles import ProfileDirectory  # noqa: PLC0415
         from services.common.config import AuthSettings  # noqa: PLC0415
         from services.common.db import Database, make_engine  # noqa: PLC0415
 
@@ -259,15 +259,8 @@ class LocalStack:
         settings = AuthSettings.model_validate(given)
         db = Database(make_engine(database_url, 1))
         try:
-            directory = ProfileDirectory(db, passwords_from(settings))
-            if directory.exists("admin"):
-                # Its password was chosen on an earlier run; the variable no longer changes it.
-                return None
-            import secrets  # noqa: PLC0415
-
-            password = self.config.admin_password or secrets.token_urlsafe(12)
-            directory.create(None, NewProfile("admin", "admin", password))
-            return password
+            # None when an earlier run created it: the variable no longer changes its password.
+            return ProfileDirectory(db, passwords_from(settings)).ensure_admin("admin", self.config.admin_password)
         finally:
             db.dispose()
 

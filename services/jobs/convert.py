@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiorch.jobs.v1 import files_pb2, jobs_pb2, results_pb2, types_pb2
-from google.protobuf import json_format, struct_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf import struct_pb2
 
+from services.common.convert import to_timestamp
 from services.jobs.views import FileView, JobView, ResultView
-
-
-def timestamp(moment: datetime | None) -> Timestamp | None:
-    """A Timestamp, or None to leave the field unset."""
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def job_message(view: JobView) -> jobs_pb2.Job:
@@ -39,10 +28,10 @@ def job_message(view: JobView) -> jobs_pb2.Job:
         owner=str(view.owner_id),
         worker_id=view.worker_id,
         message=view.message,
-        created_at=timestamp(view.created_at),
-        started_at=timestamp(view.started_at),
-        finished_at=timestamp(view.finished_at),
-        updated_at=timestamp(view.updated_at),
+        created_at=to_timestamp(view.created_at),
+        started_at=to_timestamp(view.started_at),
+        finished_at=to_timestamp(view.finished_at),
+        updated_at=to_timestamp(view.updated_at),
         result_id=str(view.result_id) if view.result_id else "",
     )
 
@@ -61,7 +50,7 @@ def file_message(view: FileView) -> files_pb2.File:
         size=view.size,
         sha256=view.sha256,
         owner=str(view.owner_id),
-        created_at=timestamp(view.created_at),
+        created_at=to_timestamp(view.created_at),
     )
 
 
@@ -77,12 +66,6 @@ def result_message(view: ResultView) -> results_pb2.JobResult:
         logs=view.logs,
         meta=meta,
         files=view.files,
-        created_at=timestamp(view.created_at),
-        finished_at=timestamp(view.finished_at),
+        created_at=to_timestamp(view.created_at),
+        finished_at=to_timestamp(view.finished_at),
     )
-
-
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, object]:
-    """A Struct as plain JSON values."""
-    result: dict[str, object] = json_format.MessageToDict(value)
-    return result

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiorch.jobs.v1 import events_pb2, types_pb2
 
+from services.common.convert import to_timestamp
 from services.common.messaging import CANCEL_BUCKET, dispatch_subject
 from services.common.outbox import OutboxMessage
-from services.jobs.convert import timestamp
 from services.jobs.models import File, Job
 
 
@@ -26,7 +26,7 @@ def dispatch_message(job: Job, input_file: File | None) -> OutboxMessage:
         input_keys=[input_file.blob_key] if input_file else [],
         input_content_types=[input_file.content_type] if input_file else [],
         output_prefix=output_prefix(job),
-        created_at=timestamp(job.created_at),
+        created_at=to_timestamp(job.created_at),
         input_url=job.input_url,
     )
     msg_id = str(job.id) if job.attempt == 1 else f"{job.id}:{job.attempt}"

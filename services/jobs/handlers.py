@@ -19,11 +19,12 @@ from aiorch.jobs.v1 import (
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
+from services.common.convert import to_timestamp
 from services.common.errors import InvalidArgument
 from services.common.identity import Caller
 from services.common.interceptors import current_caller
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
-from services.jobs.convert import file_message, job_message, result_message, timestamp, update_message
+from services.jobs.convert import file_message, job_message, result_message, update_message
 from services.jobs.files import FileBook, UploadHeader
 from services.jobs.lifecycle import JobState
 from services.jobs.metrics import WATCH_STREAMS
@@ -250,8 +251,8 @@ def _job_details(view: JobView) -> results_pb2.JobDetails:
         type=view.type,
         status=view.status.value,
         progress=view.progress,
-        created_at=timestamp(view.created_at),
-        finished_at=timestamp(view.finished_at),
+        created_at=to_timestamp(view.created_at),
+        finished_at=to_timestamp(view.finished_at),
     )
 
 

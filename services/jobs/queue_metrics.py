@@ -1,11 +1,4 @@
-"""Queue depth per job type, read from JetStream and exported as gauges.
-
-Each job type has a subject on the dispatch stream and one durable pull consumer shared by its workers.
-The consumer's info says how many messages wait (`num_pending`), how many are out with a worker and not yet
-acknowledged (`num_ack_pending`) and how many pull requests are open (`num_waiting`: idle worker slots).
-A type whose consumer does not exist yet (no worker of that type ever started) still has its messages in
-the stream: the depth then is the stream's count for the type's subject (a work-queue stream keeps only
-unacknowledged messages), and `aiorch_queue_consumer_present` is 0.
+"""Queue depth per job type (services/common/queues.py reads it from JetStream), exported as gauges.
 
 Every jobs replica polls and exports the same values; alerts and panels take `max by (type)`.
 """
@@ -14,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JetStreamError
-from nats.js.errors import NotFoundError
 
-from services.common import messaging
 from services.common.logging import get_logger
-from services.jobs import media
+from services.common.queues import JOB_TYPES, QueueState, read_queues
 from services.jobs.metrics import (
     QUEUE_CONSUMER_PRESENT,
     QUEUE_DEPTH,
@@ -34,38 +24,7 @@ from services.jobs.metrics import (
 
 log = get_logger(__name__)
 
-JOB_TYPES: tuple[str, ...] = tuple(media.INPUT_KINDS)
 POLL_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class QueueState:
-    """JetStream's view of one job type's queue."""
-
-    depth: int
-    in_flight: int
-    pulls_waiting: int
-    consumer_present: bool
-
-
-async def read_queues(js: JetStreamContext, types: Iterable[str] = JOB_TYPES) -> dict[str, QueueState]:
-    """The queue state of each type (NATS errors propagate)."""
-    stream = await js.stream_info(messaging.DISPATCH_STREAM, subjects_filter="jobs.dispatch.*")
-    stored = stream.state.subjects or {}
-    states: dict[str, QueueState] = {}
-    for job_type in types:
-        try:
-            info = await js.consumer_info(messaging.DISPATCH_STREAM, messaging.worker_consumer(job_type))
-        except NotFoundError:
-            states[job_type] = QueueState(stored.get(messaging.dispatch_subject(job_type), 0), 0, 0, False)
-            continue
-        states[job_type] = QueueState(
-            depth=info.num_pending or 0,
-            in_flight=info.num_ack_pending or 0,
-            pulls_waiting=info.num_waiting or 0,
-            consumer_present=True,
-        )
-    return states
 
 
 def export(states: dict[str, QueueState]) -> None:

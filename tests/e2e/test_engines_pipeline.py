@@ -15,18 +15,13 @@ import pytest
 from skimage import data as samples
 
 from services.workers.engines.media import media_info
-from tests.support import Accounts, User, make_project, tts_job, wait_for
+from tests.support import Accounts, User, file_job, make_project, tts_job, upload, wait_for
 
 ENGLISH = "The weather is nice today. We walk to the old market and buy fresh bread."
 
 
-def upload(http: httpx.Client, user: User, path: Path, content_type: str) -> dict[str, Any]:
-    reply = http.post(
-        "/api/files/",
-        params={"filename": path.name},
-        content=path.read_bytes(),
-        headers={**user.headers, "content-type": content_type},
-    )
+def upload_file(http: httpx.Client, user: User, path: Path, content_type: str) -> dict[str, Any]:
+    reply = upload(http, user, path.name, path.read_bytes(), content_type)
     assert reply.status_code == 200, reply.text
     file: dict[str, Any] = reply.json()
     return file
@@ -35,11 +30,7 @@ def upload(http: httpx.Client, user: User, path: Path, content_type: str) -> dic
 def submit(
     http: httpx.Client, user: User, project_id: str, job_type: str, params: dict[str, Any], file_id: str
 ) -> dict[str, Any]:
-    reply = http.post(
-        "/api/jobs/",
-        json={"project_id": project_id, "type": job_type, "params": params, "input_file_id": file_id},
-        headers=user.headers,
-    )
+    reply = file_job(http, user, project_id, job_type, params, file_id)
     assert reply.status_code == 200, reply.text
     done = wait_for(http, user, reply.json()["id"], {"COMPLETED", "FAILED", "CANCELLED"}, timeout=180)
     assert done["status"] == "COMPLETED", done["error"]
@@ -71,7 +62,7 @@ def test_stt_transcribes_an_uploaded_recording(
 ) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    file = upload(http, editor, speech, "audio/wav")
+    file = upload_file(http, editor, speech, "audio/wav")
     job = submit(http, editor, project["id"], "STT", {"stt": {}}, file["id"])
     result = download(http, editor, job, tmp_path / "transcript.json")
     assert set(result["files"]) >= {"transcript.json", "transcript.txt", "transcript.srt", "transcript.vtt"}
@@ -98,7 +89,7 @@ def test_voice_cloning_speaks_in_the_reference_voice(http: httpx.Client, account
     ).json()
     reference = tmp_path / "reference.wav"
     download(http, editor, wait_for(http, editor, reference_job["id"], {"COMPLETED"}), reference)
-    file = upload(http, editor, reference, "audio/wav")
+    file = upload_file(http, editor, reference, "audio/wav")
     job = submit(
         http,
         editor,
@@ -130,7 +121,7 @@ def test_dubbing_turns_an_english_video_into_a_spanish_one(
     video = _video_from(image, speech, tmp_path / "talk.mp4")
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    file = upload(http, editor, video, "video/mp4")
+    file = upload_file(http, editor, video, "video/mp4")
     assert file["content_type"] == "video/mp4"
     job = submit(http, editor, project["id"], "DUBBING", {"dubbing": {"target_language": "es"}}, file["id"])
     dubbed = tmp_path / "dubbed.mp4"
@@ -149,7 +140,7 @@ def test_ai_stories_animates_a_portrait(http: httpx.Client, accounts: Accounts, 
     cv2.imwrite(str(portrait), cv2.cvtColor(samples.astronaut(), cv2.COLOR_RGB2BGR))
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    file = upload(http, editor, portrait, "image/png")
+    file = upload_file(http, editor, portrait, "image/png")
     job = submit(
         http,
         editor,
@@ -170,17 +161,8 @@ def test_an_image_without_a_face_fails_clearly(http: httpx.Client, accounts: Acc
     cv2.imwrite(str(picture), cv2.cvtColor(samples.coffee(), cv2.COLOR_RGB2BGR))
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    file = upload(http, editor, picture, "image/png")
-    reply = http.post(
-        "/api/jobs/",
-        json={
-            "project_id": project["id"],
-            "type": "AI_STORIES",
-            "params": {"ai_stories": {"script": "Hi."}},
-            "input_file_id": file["id"],
-        },
-        headers=editor.headers,
-    )
+    file = upload_file(http, editor, picture, "image/png")
+    reply = file_job(http, editor, project["id"], "AI_STORIES", {"ai_stories": {"script": "Hi."}}, file["id"])
     failed = wait_for(http, editor, reply.json()["id"], {"FAILED", "COMPLETED"}, timeout=60)
     assert failed["status"] == "FAILED"
     assert "no face" in failed["error"]

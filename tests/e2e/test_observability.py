@@ -20,9 +20,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common import messaging
+from services.common.queues import QueueState, read_queues
 from services.devstack.stack import Endpoints, free_port
 from services.devstack.supervisor import Supervisor, wait_until
-from services.jobs.queue_metrics import QueueState, read_queues
 from tests.support import Accounts, make_project, tts_job, wait_for, watch_sse
 from tests.unit.test_alert_rules import ENVOY_METRICS, alert_rules, dashboard_exprs, promql_metric_names
 

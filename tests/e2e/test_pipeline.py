@@ -16,7 +16,7 @@ from aiorch.jobs.v1 import files_pb2, files_pb2_grpc, jobs_pb2, jobs_pb2_grpc, r
 from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 
 from services.devstack.stack import Endpoints
-from tests.support import Accounts, make_project, tts_job, wait_for, watch_sse
+from tests.support import Accounts, file_job, make_project, tts_job, upload, wait_for, watch_sse
 
 TEXT = "The quick brown fox jumps over the lazy dog. Then it runs far away into the green forest."
 
@@ -94,12 +94,7 @@ def _speech(http: httpx.Client, accounts: Accounts) -> bytes:
 def test_rest_upload_is_sniffed_and_feeds_a_job(http: httpx.Client, accounts: Accounts) -> None:
     audio = _speech(http, accounts)
     editor = accounts.create("editor")
-    uploaded = http.post(
-        "/api/files/",
-        params={"filename": "../../speech.wav"},
-        content=audio,
-        headers={**editor.headers, "content-type": "audio/wav"},
-    )
+    uploaded = upload(http, editor, "../../speech.wav", audio, "audio/wav")
     assert uploaded.status_code == 200, uploaded.text
     file = uploaded.json()
     assert file["filename"] == "speech.wav"
@@ -107,24 +102,11 @@ def test_rest_upload_is_sniffed_and_feeds_a_job(http: httpx.Client, accounts: Ac
     assert int(file["size"]) == len(audio)
     assert file["sha256"] == hashlib.sha256(audio).hexdigest()
     project = make_project(http, editor)
-    job = http.post(
-        "/api/jobs/",
-        json={"project_id": project["id"], "type": "STT", "params": {"stt": {}}, "input_file_id": file["id"]},
-        headers=editor.headers,
-    )
+    job = file_job(http, editor, project["id"], "STT", {"stt": {}}, file["id"])
     assert job.status_code == 200, job.text
     done = wait_for(http, editor, job.json()["id"], {"FAILED", "COMPLETED"}, timeout=120)
     assert done["status"] == "COMPLETED", done["error"]
-    wrong_kind = http.post(
-        "/api/jobs/",
-        json={
-            "project_id": project["id"],
-            "type": "AI_STORIES",
-            "params": {"ai_stories": {"script": "hi"}},
-            "input_file_id": file["id"],
-        },
-        headers=editor.headers,
-    )
+    wrong_kind = file_job(http, editor, project["id"], "AI_STORIES", {"ai_stories": {"script": "hi"}}, file["id"])
     assert wrong_kind.status_code == 400
     assert "needs an image" in wrong_kind.json()["message"]
 
@@ -156,12 +138,7 @@ def test_uploads_over_the_limit_are_cut_off_and_leave_nothing(
 ) -> None:
     editor = accounts.create("editor")
     before = {p.name for p in (stack.blob_dir / "inputs").glob("*")} if (stack.blob_dir / "inputs").exists() else set()
-    reply = http.post(
-        "/api/files/",
-        params={"filename": "big.bin"},
-        content=b"\0" * (6 * 1024 * 1024),
-        headers={**editor.headers, "content-type": "application/octet-stream"},
-    )
+    reply = upload(http, editor, "big.bin", b"\0" * (6 * 1024 * 1024), "application/octet-stream")
     assert reply.status_code == 400
     assert "limit" in reply.json()["message"]
     after = {p.name for p in (stack.blob_dir / "inputs").glob("*")} if (stack.blob_dir / "inputs").exists() else set()
@@ -171,12 +148,7 @@ def test_uploads_over_the_limit_are_cut_off_and_leave_nothing(
 
 def test_a_file_that_is_not_what_it_claims_is_refused(http: httpx.Client, accounts: Accounts) -> None:
     editor = accounts.create("editor")
-    reply = http.post(
-        "/api/files/",
-        params={"filename": "voice.wav"},
-        content=b"\x89PNG\r\n\x1a\n" + b"\0" * 400,
-        headers={**editor.headers, "content-type": "audio/wav"},
-    )
+    reply = upload(http, editor, "voice.wav", b"\x89PNG\r\n\x1a\n" + b"\0" * 400, "audio/wav")
     assert reply.status_code == 400
     assert "claims to be audio/wav" in reply.json()["message"]
 
@@ -217,21 +189,9 @@ def _faceless_png() -> bytes:
 def test_retry_runs_a_failed_job_again_and_keeps_its_history(http: httpx.Client, accounts: Accounts) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    picture = http.post(
-        "/api/files/",
-        params={"filename": "gradient.png"},
-        content=_faceless_png(),
-        headers={**editor.headers, "content-type": "image/png"},
-    ).json()
-    job = http.post(
-        "/api/jobs/",
-        json={
-            "project_id": project["id"],
-            "type": "AI_STORIES",
-            "params": {"ai_stories": {"script": "Hello."}},
-            "input_file_id": picture["id"],
-        },
-        headers=editor.headers,
+    picture = upload(http, editor, "gradient.png", _faceless_png(), "image/png").json()
+    job = file_job(
+        http, editor, project["id"], "AI_STORIES", {"ai_stories": {"script": "Hello."}}, picture["id"]
     ).json()
     failed = wait_for(http, editor, job["id"], {"FAILED"})
     assert failed["error"]
@@ -264,18 +224,9 @@ def test_a_request_id_reused_for_another_request_is_refused(http: httpx.Client, 
 def test_an_input_file_in_use_cannot_be_deleted(http: httpx.Client, accounts: Accounts) -> None:
     editor = accounts.create("editor")
     audio = _speech(http, accounts)
-    file = http.post(
-        "/api/files/",
-        params={"filename": "a.wav"},
-        content=audio,
-        headers={**editor.headers, "content-type": "audio/wav"},
-    ).json()
+    file = upload(http, editor, "a.wav", audio, "audio/wav").json()
     project = make_project(http, editor)
-    job = http.post(
-        "/api/jobs/",
-        json={"project_id": project["id"], "type": "STT", "params": {"stt": {}}, "input_file_id": file["id"]},
-        headers=editor.headers,
-    ).json()
+    job = file_job(http, editor, project["id"], "STT", {"stt": {}}, file["id"]).json()
     wait_for(http, editor, job["id"], {"FAILED", "COMPLETED"})
     assert http.delete(f"/api/files/{file['id']}/", headers=editor.headers).status_code == 400
     assert http.delete(f"/api/jobs/{job['id']}/", headers=editor.headers).status_code == 200
