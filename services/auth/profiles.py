@@ -157,14 +157,6 @@ class ProfileDirectory:
         with self._db.transaction() as session:
             return ProfileView.of(self._load(session, user_id, profile_id))
 
-    def get_by_username(self, username: str) -> ProfileView:
-        """A profile by login name (operators only: the admin command)."""
-        with self._db.transaction() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise NotFound(f"user {username!r} not found")
-            return ProfileView.of(user)
-
     def list_profiles(
         self, caller: Caller, page_size: int, page_token: str, role: str = "", search: str = ""
     ) -> ProfilePage:
