@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mimetypes
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,37 @@ INTERNAL_METHODS = ("/aiorch.projects.v1.ProjectService/CheckAccess",)
 
 
 @dataclass(frozen=True)
+class StaticSite:
+    """A folder of built files (the web console, the API docs) served by the gateway under a URL prefix.
+
+    Envoy answers each file itself (a direct response read from the file when the configuration loads), so
+    the browser gets the console from the same origin as the API and no file server runs beside Envoy.
+    """
+
+    prefix: str
+    directory: Path
+    index: str = "index.html"
+
+
+# Envoy refuses direct responses above 4 KiB unless told otherwise; built bundles are larger.
+MAX_STATIC_FILE_BYTES = 8 * 1024 * 1024
+# Files in an assets/ folder carry a content hash in their names (Vite's build) and never change;
+# everything else is revalidated.
+IMMUTABLE_DIRS = ("assets",)
+
+
+def parse_static_sites(value: str) -> list[StaticSite]:
+    """`/console=/srv/console,/api/docs=/srv/docs` -> sites; prefixes start with `/` and have no trailing `/`."""
+    sites = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        prefix, sep, directory = item.partition("=")
+        if not sep or not prefix.startswith("/") or not directory:
+            raise ValueError(f"static site {item!r}: expected /prefix=/directory")
+        sites.append(StaticSite(prefix=prefix.rstrip("/") or "/", directory=Path(directory)))
+    return sites
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the template needs."""
 
@@ -59,6 +91,7 @@ class GatewayConfig:
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     jwt_issuer: str = "aiorch"
     jwt_audience: str = "aiorch"
+    static_sites: list[StaticSite] = field(default_factory=list)
 
 
 def upstream(name: str, host: str, port: int) -> Upstream:
@@ -67,8 +100,50 @@ def upstream(name: str, host: str, port: int) -> Upstream:
     return Upstream(name=name, packages=packages, services=services, host=host, port=port)
 
 
-def _routes(upstreams: list[Upstream]) -> str:
-    lines = []
+def _content_type(path: Path) -> str:
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") or kind.endswith(("javascript", "json")) else kind
+
+
+GET_ONLY = "{name: ':method', string_match: {exact: GET}}"
+
+
+def _static_route(path: str, file: Path, cache: str) -> list[str]:
+    return [
+        f"              - match: {{path: {json.dumps(path)}, headers: [{GET_ONLY}]}}",
+        f"                direct_response: {{status: 200, body: {{filename: {json.dumps(str(file.resolve()))}}}}}",
+        "                response_headers_to_add:",
+        f"                - header: {{key: content-type, value: {json.dumps(_content_type(file))}}}",
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+        f"                - header: {{key: cache-control, value: {json.dumps(cache)}}}",
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+        "                - header: {key: x-content-type-options, value: nosniff}",
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+    ]
+
+
+def _static_routes(sites: list[StaticSite]) -> list[str]:
+    lines: list[str] = []
+    for site in sites:
+        base = "" if site.prefix == "/" else site.prefix
+        for file in sorted(p for p in site.directory.rglob("*") if p.is_file()):
+            if file.stat().st_size > MAX_STATIC_FILE_BYTES:
+                raise ValueError(f"{file} is larger than the gateway serves ({MAX_STATIC_FILE_BYTES} bytes)")
+            relative = file.relative_to(site.directory)
+            immutable = any(part in IMMUTABLE_DIRS for part in relative.parts[:-1])
+            cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+            lines += _static_route(f"{base}/{relative.as_posix()}", file, cache)
+            if relative.name == site.index:
+                # A folder answers with its index, with and without the trailing slash.
+                folder = "/".join((base, *relative.parts[:-1]))
+                lines += _static_route(f"{folder}/", file, cache)
+                if folder:
+                    lines += _static_route(folder, file, cache)
+    return lines
+
+
+def _routes(upstreams: list[Upstream], sites: list[StaticSite]) -> str:
+    lines = _static_routes(sites)
     for method in INTERNAL_METHODS:
         lines += [
             f"              - match: {{path: {method}}}",
@@ -129,7 +204,8 @@ def render(config: GatewayConfig) -> str:
         jwks_path=json.dumps(str(config.jwks_path)),
         descriptor_path=json.dumps(str(config.descriptor_path)),
         services=json.dumps(services),
-        routes=_routes(config.upstreams),
+        routes=_routes(config.upstreams, config.static_sites),
+        max_static_file_bytes=MAX_STATIC_FILE_BYTES,
         clusters=_clusters(config.upstreams),
     )
 
@@ -159,6 +235,7 @@ def main() -> None:
         cors_origins=[o.strip() for o in env.get("AIORCH_GATEWAY_CORS_ORIGINS", "*").split(",") if o.strip()],
         jwt_issuer=env.get("AIORCH_JWT_ISSUER", "aiorch"),
         jwt_audience=env.get("AIORCH_JWT_AUDIENCE", "aiorch"),
+        static_sites=parse_static_sites(env.get("AIORCH_GATEWAY_STATIC_SITES", "")),
     )
     args.out.write_text(render(config))
 

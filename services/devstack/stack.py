@@ -16,13 +16,15 @@ from urllib.error import URLError
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.render import GatewayConfig, render, upstream
+from gateway.render import GatewayConfig, StaticSite, render, upstream
 from services.auth.keys import generate_key_pair, load_signing_key
 from services.devstack.postgres import start_postgres
 from services.devstack.supervisor import Supervisor, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
+# `make web` builds the console into console/ and the API docs into api/ here; served at / by the gateway.
+STATIC_ROOT = ROOT / "build" / "web"
 VENV_BIN = Path(sys.executable).parent
 SERVICES = ("auth", "projects", "jobs")
 
@@ -55,6 +57,8 @@ class StackConfig:
     services: tuple[str, ...] = SERVICES
     # Browser origins allowed by CORS ("*" for any).
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
+    # Built browser files the gateway serves from the API's origin (web console, API docs), when built.
+    static_root: Path = STATIC_ROOT
 
 
 @dataclass
@@ -206,6 +210,7 @@ class LocalStack:
                     ],
                     listen_address="127.0.0.1",
                     cors_origins=self.config.cors_origins,
+                    static_sites=[StaticSite("/", self.config.static_root)] if self.config.static_root.is_dir() else [],
                 )
             )
         )
