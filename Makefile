@@ -14,7 +14,7 @@ BUF_VERSION := 1.75.0
 BUF := build/buf/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help venv gen run test test-fast lint fmt clean images
+.PHONY: help venv gen run test test-fast lint fmt clean images api-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,29 @@ gen/.stamp: $(STAMP) $(PROTOS) tools/gen_protos.py
 	touch $@
 
 gen: gen/.stamp ## Generate Python stubs, type stubs and the Envoy descriptor set from protos/
+
+# The REST API's OpenAPI document (built from the descriptor set) and its docs page (Swagger UI's prebuilt
+# bundle from npm); the gateway serves build/web/ at /, so they answer at /api/openapi.json and /api/docs/.
+API_DOCS_SRC := web/api-docs
+API_DOCS_NODE := $(API_DOCS_SRC)/node_modules/.installed
+SWAGGER_UI := $(API_DOCS_SRC)/node_modules/swagger-ui-dist
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE NOTICE
+API_WEB := build/web/api
+
+# --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only reports installs over the network.
+$(API_DOCS_NODE): $(API_DOCS_SRC)/package.json $(API_DOCS_SRC)/package-lock.json
+	npm ci --silent --no-audit --no-fund --ignore-scripts --prefix $(API_DOCS_SRC)
+	touch $@
+
+$(API_WEB)/openapi.json: gen/.stamp gateway/openapi.py
+	$(PY) -m gateway.openapi --descriptor $(DESCRIPTOR) --out $@
+
+$(API_WEB)/docs/index.html: $(API_DOCS_NODE) $(API_DOCS_SRC)/index.html $(API_DOCS_SRC)/docs.js
+	rm -rf $(API_WEB)/docs && mkdir -p $(API_WEB)/docs
+	cp $(addprefix $(SWAGGER_UI)/,$(SWAGGER_UI_FILES)) $(API_DOCS_SRC)/docs.js $(API_WEB)/docs/
+	cp $(API_DOCS_SRC)/index.html $@
+
+api-docs: $(API_WEB)/openapi.json $(API_WEB)/docs/index.html ## Build the OpenAPI document and the API docs page into build/web/api/
 
 run: gen ## Start the whole platform locally in the foreground (Ctrl-C stops it)
 	$(BIN)/aiorch dev up

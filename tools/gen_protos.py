@@ -22,7 +22,7 @@ GOOGLEAPIS = Path(google.api.annotations_pb2.__file__).resolve().parent.parent.p
 WELL_KNOWN = Path(grpc_tools.__file__).resolve().parent / "_proto"
 # Envoy renders error details (e.g. RetryInfo) into JSON only for types it knows.
 EXTRA_DESCRIPTOR_INPUTS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
-GOOGLE_API_FOR_BUF = ["annotations.proto", "http.proto", "httpbody.proto"]
+GOOGLE_API_FOR_BUF = ["annotations.proto", "field_behavior.proto", "http.proto", "httpbody.proto"]
 
 
 def _our_protos() -> list[str]:
