@@ -1,0 +1,1 @@
+"""Benchmarks of aiorch: `python -m bench` starts a local stack and prints one table of figures."""
