@@ -10,18 +10,36 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from services.cli.client import account, jobs, projects
 from services.common.errors import DomainError
 
 if TYPE_CHECKING:
     from services.auth.profiles import ProfileDirectory
 
+# The exit codes of the user commands (services/cli/client/errors.py, docs/cli.md).
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 other error, or the watched job FAILED; 2 usage error; "
+    "3 not logged in, session expired or UNAUTHENTICATED; 4 the watched job was CANCELLED; "
+    "5 NOT_FOUND; 6 PERMISSION_DENIED; 7 INVALID_ARGUMENT; 8 FAILED_PRECONDITION; 9 ALREADY_EXISTS; "
+    "10 RESOURCE_EXHAUSTED; 11 UNAVAILABLE or DEADLINE_EXCEEDED. See docs/cli.md."
+)
+
 app = typer.Typer(
-    help="aiorch: run services, migrate the database, manage users, start the local stack.",
+    help="aiorch: use the platform (login, projects, jobs), run services, migrate the database, manage users, "
+    "start the local stack.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
 )
 dev = typer.Typer(help="Developer commands.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
+
+# User commands, against a server's gateway (AIORCH_SERVER); the modules import gRPC only when run.
+app.command(rich_help_panel="User")(account.login)
+app.command(rich_help_panel="User")(account.logout)
+app.command(rich_help_panel="User")(account.whoami)
+app.add_typer(projects.app, name="projects", rich_help_panel="User")
+app.add_typer(jobs.app, name="jobs", rich_help_panel="User")
 
 # Each service's composition root: a module with `Settings` and `async build_app(settings)`.
 SERVICE_MODULES = {

@@ -1,0 +1,25 @@
+"""Options every user command takes: which server, and how to print."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from services.cli.client.output import OutputFormat
+
+DEFAULT_SERVER = "localhost:8080"
+
+ServerOption = Annotated[
+    str,
+    typer.Option(
+        "--server",
+        envvar="AIORCH_SERVER",
+        help="The gateway's gRPC address: host:port (plaintext) or https://host[:port] (TLS).",
+        show_default=True,
+    ),
+]
+OutputOption = Annotated[
+    OutputFormat,
+    typer.Option("--output", case_sensitive=False, help="table for people, json for scripts."),
+]

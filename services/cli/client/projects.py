@@ -1,0 +1,104 @@
+"""`aiorch projects ...`: list, read, create, change and delete projects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from services.cli.client.errors import CliError, ExitCode, reported
+from services.cli.client.options import DEFAULT_SERVER, OutputOption, ServerOption
+from services.cli.client.output import OutputFormat, print_done, print_page, print_record
+
+app = typer.Typer(help="Projects: list, get, create, update, delete.", no_args_is_help=True)
+
+LIST_COLUMNS = ("id", "name", "owner", "created_at")
+ProjectId = Annotated[str, typer.Argument(help="Project id.", show_default=False)]
+
+
+@app.command("list")
+def list_projects(
+    search: Annotated[str, typer.Option(help="Case-insensitive match on name and description.")] = "",
+    owner: Annotated[str, typer.Option(help="Only projects of this owner (profile id, or `me`).")] = "",
+    ordering: Annotated[str, typer.Option(help="name, -name, created_at or -created_at.")] = "",
+    page_size: Annotated[int, typer.Option(help="At most this many (server default 50, at most 500).")] = 0,
+    page_token: Annotated[str, typer.Option(help="Where the previous page said the next one starts.")] = "",
+    server: ServerOption = DEFAULT_SERVER,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """List the projects you may see."""
+    from aiorch.projects.v1 import projects_pb2  # noqa: PLC0415 - keeps `aiorch --help` fast
+
+    from services.cli.client.session import Session  # noqa: PLC0415
+
+    request = projects_pb2.ListProjectsRequest(
+        search=search, owner=owner, ordering=ordering, page_size=page_size, page_token=page_token
+    )
+    with reported(), Session.resume(server) as session:
+        page = session.unary(session.projects.ListProjects, request)
+        print_page(page, page.projects, LIST_COLUMNS, output)
+
+
+@app.command("get")
+def get_project(
+    project_id: ProjectId, server: ServerOption = DEFAULT_SERVER, output: OutputOption = OutputFormat.TABLE
+) -> None:
+    """Show a project."""
+    from aiorch.projects.v1 import projects_pb2  # noqa: PLC0415
+
+    from services.cli.client.session import Session  # noqa: PLC0415
+
+    with reported(), Session.resume(server) as session:
+        print_record(session.unary(session.projects.GetProject, projects_pb2.GetProjectRequest(id=project_id)), output)
+
+
+@app.command("create")
+def create_project(
+    name: Annotated[str, typer.Argument(help="Name, 1-200 characters.", show_default=False)],
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    server: ServerOption = DEFAULT_SERVER,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Create a project you own (editors and admins)."""
+    from aiorch.projects.v1 import projects_pb2  # noqa: PLC0415
+
+    from services.cli.client.session import Session  # noqa: PLC0415
+
+    request = projects_pb2.CreateProjectRequest(name=name, description=description)
+    with reported(), Session.resume(server) as session:
+        print_record(session.unary(session.projects.CreateProject, request), output)
+
+
+@app.command("update")
+def update_project(
+    project_id: ProjectId,
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Change a project's name or description; fields not given stay as they are."""
+    from aiorch.projects.v1 import projects_pb2  # noqa: PLC0415
+
+    from services.cli.client.session import Session  # noqa: PLC0415
+
+    with reported():
+        if name is None and description is None:
+            raise CliError("give --name or --description", ExitCode.USAGE)
+        request = projects_pb2.UpdateProjectRequest(id=project_id, name=name, description=description)
+        with Session.resume(server) as session:
+            print_record(session.unary(session.projects.UpdateProject, request), output)
+
+
+@app.command("delete")
+def delete_project(
+    project_id: ProjectId, server: ServerOption = DEFAULT_SERVER, output: OutputOption = OutputFormat.TABLE
+) -> None:
+    """Delete a project (owner or admin); its jobs are cancelled and removed."""
+    from aiorch.projects.v1 import projects_pb2  # noqa: PLC0415
+
+    from services.cli.client.session import Session  # noqa: PLC0415
+
+    with reported(), Session.resume(server) as session:
+        session.unary(session.projects.DeleteProject, projects_pb2.DeleteProjectRequest(id=project_id))
+        print_done(f"deleted project {project_id}", {"id": project_id, "deleted": True}, output)

@@ -1,0 +1,277 @@
+"""The user commands of `aiorch` (login, projects, jobs), run as a user would, through the gateway's gRPC port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import wave
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from aiorch.auth.v1 import tokens_pb2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.devstack.stack import Endpoints
+from tests.support import Accounts, User, forge
+from tests.word_error_rate import word_error_rate
+
+AIORCH = str(Path(sys.executable).parent / "aiorch")
+TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+@dataclass(frozen=True)
+class Cli:
+    """The `aiorch` command for one user: their own config dir, pointed at the test stack's gateway."""
+
+    server: str
+    config_dir: Path
+
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run `aiorch ARGS` and return what happened."""
+        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
+        return subprocess.run(
+            [AIORCH, *args],
+            env=env,
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def json(self, *args: str, timeout: float = 60) -> Any:
+        """Run `aiorch ARGS --output json`, expect success, and parse the answer."""
+        done = self(*args, "--output", "json", timeout=timeout)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def login(self, user: User) -> subprocess.CompletedProcess[str]:
+        """`aiorch login USER --password-stdin`."""
+        return self("login", user.username, "--password-stdin", stdin=user.password + "\n")
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where the session is kept."""
+        return self.config_dir / "credentials.json"
+
+    def stored(self) -> dict[str, str]:
+        """The stored session for the test server."""
+        entry: dict[str, str] = json.loads(self.credentials_file.read_text())["servers"][self.server]
+        return entry
+
+    def store(self, **tokens: str) -> None:
+        """Replace stored tokens, as time or another client would have changed them."""
+        content = json.loads(self.credentials_file.read_text())
+        content["servers"][self.server].update(tokens)
+        self.credentials_file.write_text(json.dumps(content))
+
+
+@pytest.fixture
+def cli(stack: Endpoints, tmp_path: Path) -> Cli:
+    """`aiorch` with a fresh, empty config dir."""
+    return Cli(f"127.0.0.1:{stack.gateway_port}", tmp_path / "config")
+
+
+@pytest.fixture
+def editor(cli: Cli, accounts: Accounts) -> User:
+    """An editor, logged in with the command."""
+    user = accounts.create("editor")
+    assert cli.login(user).returncode == 0
+    return user
+
+
+def speech_seconds(path: Path) -> float:
+    """Seconds of a mono 16-bit WAV file louder than near-silence (20 ms frames)."""
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getsampwidth()) == (1, 2)
+        rate = audio.getframerate()
+        samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).astype(np.float64)
+    frame = rate // 50
+    frames = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    loud = np.sqrt((frames**2).mean(axis=1)) > 0.02 * 32768
+    return float(loud.sum() / 50)
+
+
+def test_help_lists_the_user_commands_and_the_exit_codes() -> None:
+    out = subprocess.run([AIORCH, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("login", "logout", "whoami", "projects", "jobs", "create-user"):
+        assert command in out
+    epilog = " ".join(out.split())
+    assert "3 not logged in" in epilog
+    assert "5 NOT_FOUND" in epilog
+
+
+def test_login_keeps_a_private_session_that_whoami_uses(cli: Cli, accounts: Accounts) -> None:
+    user = accounts.create("editor")
+    logged_in = cli.login(user)
+    assert logged_in.returncode == 0, logged_in.stderr
+    assert f"as {user.username} (editor)" in logged_in.stdout
+    assert cli.credentials_file.stat().st_mode & 0o777 == 0o600
+    assert cli.stored()["username"] == user.username
+
+    me = cli.json("whoami")
+    assert (me["id"], me["username"], me["role"]) == (user.id, user.username, "editor")
+
+
+def test_a_wrong_password_exits_3_and_stores_nothing(cli: Cli, accounts: Accounts) -> None:
+    user = accounts.create("viewer")
+    refused = cli("login", user.username, "--password-stdin", stdin="not the password\n")
+    assert refused.returncode == 3
+    assert refused.stderr.startswith("error: no active account")
+    assert not cli.credentials_file.exists()
+
+
+def test_an_editor_creates_a_project_and_gets_speech_from_a_watched_tts_job(
+    cli: Cli, editor: User, tmp_path: Path
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    project = cli.json("projects", "create", name, "--description", "made by the CLI test")
+    listed = cli.json("projects", "list", "--search", name)
+    assert [p["id"] for p in listed["projects"]] == [project["id"]]
+    assert listed["total_size"] == 1
+
+    submitted = cli(
+        "jobs", "submit", "tts", "--project", project["id"], "--text", TEXT, "--watch", "--output", "json", timeout=120
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    updates = [json.loads(line) for line in submitted.stdout.splitlines()]
+    job = updates[-1]["job"]
+    assert job["status"] == "COMPLETED"
+    assert job["type"] == "TTS"
+    progress = [u["job"]["progress"] for u in updates]
+    assert progress == sorted(progress)
+    assert any(u["log_lines"] for u in updates)
+
+    target = tmp_path / "speech.wav"
+    downloaded = cli.json("jobs", "download", job["id"], "-o", str(target))
+    assert downloaded["size"] == target.stat().st_size > 0
+    assert speech_seconds(target) > 0.5
+
+    assert cli.json("jobs", "get", job["id"])["result_id"] == job["result_id"]
+    completed = cli.json("jobs", "list", "--project", project["id"], "--status", "completed")
+    assert [j["id"] for j in completed["jobs"]] == [job["id"]]
+    logs = cli.json("jobs", "logs", job["id"])["log_lines"]
+    assert logs
+    # A pipe gets one JSON object per update even in table mode; a finished job's stream is one update.
+    again = cli("jobs", "watch", job["id"])
+    assert again.returncode == 0
+    assert json.loads(again.stdout.splitlines()[-1])["job"]["status"] == "COMPLETED"
+
+    finished = cli("jobs", "cancel", job["id"])
+    assert finished.returncode == 8
+    assert "already COMPLETED" in finished.stderr
+
+
+def test_an_uploaded_input_feeds_a_job(cli: Cli, editor: User, tmp_path: Path) -> None:
+    project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
+    tts = cli("jobs", "submit", "tts", "-p", project["id"], "--text", TEXT, "--watch", "--output", "json", timeout=120)
+    assert tts.returncode == 0, tts.stderr
+    speech = tmp_path / "speech.wav"
+    cli.json("jobs", "download", json.loads(tts.stdout.splitlines()[-1])["job"]["id"], "-o", str(speech))
+
+    stt = cli(
+        "jobs", "submit", "stt", "-p", project["id"], "--input", str(speech), "--format", "txt",
+        "--watch", "--output", "json", timeout=180,
+    )  # fmt: skip
+    assert stt.returncode == 0, stt.stderr
+    job = json.loads(stt.stdout.splitlines()[-1])["job"]
+    assert job["input_file_id"]
+    transcript = cli("jobs", "download", job["id"], "--file", "transcript.txt", "-o", "-")
+    assert transcript.returncode == 0, transcript.stderr
+    assert word_error_rate(TEXT, transcript.stdout) < 0.3
+
+
+def test_a_pending_job_is_cancelled_and_retried(cli: Cli, editor: User, workers_stopped: None) -> None:
+    project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
+    job = cli.json("jobs", "submit", "tts", "--project", project["id"], "--text", TEXT, "--name", "to cancel")
+    assert (job["status"], job["name"]) == ("PENDING", "to cancel")
+
+    assert cli.json("jobs", "cancel", job["id"])["status"] == "CANCELLED"
+    watched = cli("jobs", "watch", job["id"], "--output", "json")
+    assert watched.returncode == 4
+    assert "CANCELLED" in watched.stderr
+
+    assert cli.json("jobs", "retry", job["id"])["status"] == "PENDING"
+    assert cli.json("jobs", "cancel", job["id"])["status"] == "CANCELLED"
+
+
+def test_errors_have_fixed_exit_codes_and_say_why(cli: Cli, editor: User, accounts: Accounts) -> None:
+    missing = cli("jobs", "get", str(uuid.uuid4()))
+    assert missing.returncode == 5
+    assert missing.stderr.startswith("error: ")
+    bad_ordering = cli("projects", "list", "--ordering", "shoe-size")
+    assert bad_ordering.returncode == 7
+    assert "ordering" in bad_ordering.stderr
+    usage = cli("jobs", "list", "--status", "SLEEPING")
+    assert usage.returncode == 2
+
+    viewer_cli = Cli(cli.server, cli.config_dir.parent / "viewer")
+    assert viewer_cli.login(accounts.create("viewer")).returncode == 0
+    denied = viewer_cli("projects", "create", "not allowed")
+    assert denied.returncode == 6
+    assert denied.stderr.startswith("error: ")
+
+    unreachable = Cli("127.0.0.1:1", cli.config_dir)("login", editor.username, "--password-stdin", stdin="x\n")
+    assert unreachable.returncode == 11
+    assert "unavailable" in unreachable.stderr
+
+
+def test_an_expired_access_token_is_refreshed_and_the_new_pair_saved(
+    cli: Cli, editor: User, stack: Endpoints, accounts: Accounts
+) -> None:
+    before = cli.stored()
+    expired = forge(
+        stack.private_key,
+        {"sub": editor.id, "role": "editor"},
+        issued=datetime.now(UTC) - timedelta(hours=1),
+        lifetime=timedelta(minutes=5),
+    )
+    cli.store(access=expired)
+
+    assert cli.json("whoami")["id"] == editor.id
+    after = cli.stored()
+    assert after["access"] not in (expired, before["access"])
+    assert after["refresh"] != before["refresh"]
+    # The old refresh token is spent: the rotated pair is the only one that works now.
+    with pytest.raises(grpc.RpcError):
+        accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=before["refresh"]))
+
+
+def test_a_refused_access_token_is_refreshed_once(cli: Cli, editor: User, stack: Endpoints) -> None:
+    # Not yet expired, but signed with a key the server does not know: the server says UNAUTHENTICATED.
+    foreign = forge(stack.private_key, {"sub": editor.id, "role": "editor"}, key=Ed25519PrivateKey.generate())
+    cli.store(access=foreign)
+    assert cli.json("projects", "list")["projects"] == []
+    assert cli.stored()["access"] != foreign
+
+
+def test_a_refused_refresh_token_ends_the_session_with_exit_3(cli: Cli, editor: User, stack: Endpoints) -> None:
+    expired = forge(
+        stack.private_key, {"sub": editor.id, "role": "editor"}, issued=datetime.now(UTC) - timedelta(hours=1)
+    )
+    cli.store(access=expired, refresh="not-a-token")
+    done = cli("projects", "list")
+    assert done.returncode == 3
+    assert "session expired, run aiorch login" in done.stderr
+    assert cli("whoami").returncode == 3
+
+
+def test_logout_revokes_the_session(cli: Cli, editor: User, accounts: Accounts) -> None:
+    refresh = cli.stored()["refresh"]
+    out = cli("logout")
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(grpc.RpcError) as refused:
+        accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=refresh))
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    logged_out = cli("whoami")
+    assert logged_out.returncode == 3
+    assert "not logged in" in logged_out.stderr
+    assert cli("logout").returncode == 0
