@@ -99,6 +99,7 @@ def forge(
         "aud": "aiorch",
         "typ": "access",
         "jti": str(uuid.uuid4()),
+        "fam": str(uuid.uuid4()),
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from aiorch.auth.v1 import profiles_pb2_grpc, settings_pb2_grpc, tokens_pb2_grpc
 
 from services.auth.handlers import ProfileServicer, SettingsServicer, TokenServicer
 from services.auth.keys import load_signing_key
+from services.auth.models import OUTBOX
 from services.auth.passwords import Passwords
 from services.auth.profiles import ProfileDirectory
 from services.auth.settings_store import SettingsStore
 from services.auth.throttle import LoginThrottle, ThrottlePolicy
 from services.auth.tokens import TokenIssuer, TokenLifetimes
+from services.common import messaging
 from services.common.config import AuthSettings
 from services.common.db import Database, make_engine
 from services.common.identity import TokenVerifier, load_public_keys
+from services.common.outbox import OutboxRelay
 from services.common.peer import parse_networks
+from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
 
 TOKEN_SERVICE = "aiorch.auth.v1.TokenService"  # noqa: S105 - a service name, not a secret
@@ -34,8 +39,13 @@ Settings = AuthSettings
 
 
 async def build_app(settings: AuthSettings) -> ServiceApp:
-    """Wire the auth service's domain objects and servicers."""
+    """Wire the auth service's domain objects, servicers and the relay that announces revocations."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
+    nc = await messaging.connect(settings.nats_url, "auth")
+    js = nc.jetstream()
+    await messaging.ensure_topology(js, settings.nats_replicas)
+    relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+    revocations = RevocationView()
     key = load_signing_key(settings.jwt_private_key_file)
     previous = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)[1:]
     verifier = TokenVerifier([key.public, *previous], settings.jwt_issuer, settings.jwt_audience)
@@ -60,9 +70,11 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
         ),
         settings.jwt_issuer,
         settings.jwt_audience,
+        on_revoked=relay.wake,
     )
 
-    async def close_db() -> None:
+    async def close() -> None:
+        await nc.drain()
         db.dispose()
 
     return ServiceApp(
@@ -75,7 +87,7 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
             ),
             Servicer(
                 "aiorch.auth.v1.ProfileService",
-                ProfileServicer(ProfileDirectory(db, passwords)),
+                ProfileServicer(ProfileDirectory(db, passwords, relay.wake)),
                 profiles_pb2_grpc.add_ProfileServiceServicer_to_server,
             ),
             Servicer(
@@ -84,6 +96,8 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
                 settings_pb2_grpc.add_SettingsServiceServicer_to_server,
             ),
         ],
+        revocations=revocations,
         public_methods=PUBLIC_METHODS,
-        on_shutdown=[close_db],
+        background=[functools.partial(revocations.run, js), relay.run],
+        on_shutdown=[close],
     )

@@ -9,8 +9,9 @@ from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base, utcnow
+from services.common.outbox import outbox_table
 
-__all__ = ["SCHEMA", "Base", "LoginFailure", "RefreshToken", "Setting", "User"]
+__all__ = ["OUTBOX", "SCHEMA", "Base", "LoginFailure", "RefreshToken", "Setting", "User"]
 
 SCHEMA = "auth"
 
@@ -83,3 +84,8 @@ class Setting(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# Session revocations written with the change that caused them; the OutboxRelay puts them into the
+# `token_revocations` bucket that every service watches.
+OUTBOX = outbox_table(Base.metadata, SCHEMA)

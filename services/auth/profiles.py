@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,9 +123,12 @@ def _check_name(name: str) -> str:
 class ProfileDirectory:
     """The user directory with its rules: admins manage users; users see and edit themselves."""
 
-    def __init__(self, db: Database, passwords: Passwords) -> None:
+    def __init__(self, db: Database, passwords: Passwords, on_revoked: Callable[[], None] = lambda: None) -> None:
         self._db = db
         self._passwords = passwords
+        # Called after a commit that ended sessions; the auth service wakes its outbox relay. The admin
+        # command leaves it out: the running auth service's relay finds the rows at its next poll.
+        self._on_revoked = on_revoked
 
     def create(self, caller: Caller | None, new: NewProfile) -> ProfileView:
         """Create a user; `caller` None means an operator at the console (the admin command)."""
@@ -194,14 +198,22 @@ class ProfileDirectory:
                 user.email = _check_email(changes.email)
             if changes.name is not None:
                 user.name = _check_name(changes.name)
+            ends_sessions = False
             if changes.role is not None:
-                user.role = _parse_role(changes.role).value
+                role = _parse_role(changes.role).value
+                # Access tokens carry the role: a changed role ends the sessions that carry the old one.
+                ends_sessions = role != user.role
+                user.role = role
             if changes.active is not None:
                 user.active = changes.active
-                if not changes.active:
-                    TokenIssuer.revoke_user(session, user.id, utcnow())
+                ends_sessions = ends_sessions or not changes.active
+            if ends_sessions:
+                TokenIssuer.revoke_user(session, user.id, utcnow())
             session.flush()
-            return ProfileView.of(user)
+            view = ProfileView.of(user)
+        if ends_sessions:
+            self._on_revoked()
+        return view
 
     def deactivate(self, caller: Caller, profile_id: str) -> None:
         """Deactivate a user and end their sessions (admin only; never oneself)."""
@@ -222,8 +234,9 @@ class ProfileDirectory:
                 if caller.user_id == user.id and not self._passwords.verify(user.password_hash, old):
                     raise PermissionDenied("the old password is wrong")
             user.password_hash = self._passwords.hash(new)
-            # A new password ends every other session of the user.
+            # A new password ends every session of the user, access tokens included.
             TokenIssuer.revoke_user(session, user.id, utcnow())
+        self._on_revoked()
 
     def set_role(self, username: str, role: str) -> ProfileView:
         """Operators change a user's role by name (the admin command)."""
@@ -231,7 +244,10 @@ class ProfileDirectory:
             user = session.scalar(select(User).where(User.username == username).with_for_update())
             if user is None:
                 raise NotFound(f"user {username!r} not found")
-            user.role = _parse_role(role).value
+            new_role = _parse_role(role).value
+            if new_role != user.role:
+                TokenIssuer.revoke_user(session, user.id, utcnow())
+            user.role = new_role
             session.flush()
             return ProfileView.of(user)
 

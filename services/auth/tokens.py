@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,13 +14,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.auth.keys import SigningKey, public_jwk
-from services.auth.models import RefreshToken, User
+from services.auth.models import OUTBOX, RefreshToken, User
 from services.auth.passwords import Passwords
 from services.auth.throttle import LoginThrottle
 from services.common.db import Database, utcnow
 from services.common.errors import Unauthenticated
 from services.common.identity import ACCESS, ALGORITHM, REFRESH, TokenVerifier
 from services.common.logging import get_logger
+from services.common.outbox import enqueue
+from services.common.revocations import revocation_message
 
 log = get_logger(__name__)
 
@@ -57,8 +60,11 @@ class TokenIssuer:
         lifetimes: TokenLifetimes,
         issuer: str,
         audience: str,
+        on_revoked: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
+        # Called after a commit that revoked sessions: wakes the outbox relay that announces them.
+        self._on_revoked = on_revoked
         self._key = key
         self._previous = previous_keys
         self._verifier = verifier
@@ -117,6 +123,7 @@ class TokenIssuer:
                 row.spent_at = now
                 pair = self._issue(session, user, family_id=row.family_id, now=now)
         if reused:
+            self._on_revoked()
             log.warning("refresh token reused; family revoked", family_id=str(row.family_id))
             raise Unauthenticated("refresh token was already used; every session of this login is revoked")
         return pair
@@ -132,6 +139,8 @@ class TokenIssuer:
             user = session.get(User, user_id)
             if user is None or not user.active:
                 raise Unauthenticated("token is not valid")
+            if claims["typ"] == ACCESS and _family_revoked(session, claims.get("fam")):
+                raise Unauthenticated("token is not valid")
             if claims["typ"] == REFRESH:
                 row = session.get(RefreshToken, _uuid_claim(claims, "jti"))
                 if row is None or row.revoked_at is not None or row.spent_at is not None:
@@ -145,23 +154,34 @@ class TokenIssuer:
             if row is None:
                 raise Unauthenticated("refresh token is not valid")
             self._revoke_family(session, row.family_id, utcnow())
+        self._on_revoked()
 
     @staticmethod
     def revoke_user(session: Session, user_id: uuid.UUID, now: datetime) -> None:
-        """End every session of a user (deactivation, password change)."""
-        session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
+        """End every session of a user (deactivation, role or password change), access tokens included."""
+        # A family whose refresh tokens have all expired has no live access token either (refresh
+        # tokens live longer), so only the others need announcing.
+        families = session.scalars(
+            select(RefreshToken.family_id)
+            .where(
+                RefreshToken.user_id == user_id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .distinct()
         )
+        for family_id in list(families):
+            TokenIssuer._revoke_family(session, family_id, now)
 
     @staticmethod
     def _revoke_family(session: Session, family_id: uuid.UUID, now: datetime) -> None:
+        """Revoke a family's refresh tokens and announce it, so services refuse its access tokens too."""
         session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        enqueue(session, OUTBOX, revocation_message(str(family_id), now.timestamp()))
 
     def _issue(self, session: Session, user: User, family_id: uuid.UUID, now: datetime) -> TokenPair:
         refresh_jti = uuid.uuid4()
@@ -174,10 +194,16 @@ class TokenIssuer:
                 expires_at=now + self._lifetimes.refresh,
             )
         )
-        common = {"sub": str(user.id), "role": user.role, "iss": self._issuer, "aud": self._audience}
+        common = {
+            "sub": str(user.id),
+            "role": user.role,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "fam": str(family_id),
+        }
         access = self._sign({**common, "typ": ACCESS, "jti": str(uuid.uuid4())}, now, self._lifetimes.access)
         refresh = self._sign(
-            {**common, "typ": REFRESH, "jti": str(refresh_jti), "fam": str(family_id)},
+            {**common, "typ": REFRESH, "jti": str(refresh_jti)},
             now,
             self._lifetimes.refresh,
         )
@@ -186,6 +212,15 @@ class TokenIssuer:
     def _sign(self, claims: dict[str, Any], now: datetime, lifetime: timedelta) -> str:
         payload = {**claims, "iat": int(now.timestamp()), "exp": int((now + lifetime).timestamp())}
         return jwt.encode(payload, self._key.private, algorithm=ALGORITHM, headers={"kid": self._key.kid})
+
+
+def _family_revoked(session: Session, family: object) -> bool:
+    try:
+        family_id = uuid.UUID(str(family))
+    except ValueError:
+        return True
+    revoked = select(RefreshToken.jti).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None))
+    return session.scalar(revoked.limit(1)) is not None
 
 
 def _uuid_claim(claims: dict[str, Any], name: str) -> uuid.UUID:

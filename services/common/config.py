@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.messaging import REVOCATIONS_MAX_AGE_SECONDS
+
 
 class ProcessSettings(BaseSettings):
     """Settings every aiorch process reads (prefix `AIORCH_`, except NATS_URL)."""
@@ -80,7 +82,13 @@ class AuthSettings(ServiceSettings):
         default=Path("/etc/aiorch/keys/jwt-private.pem"),
         description="PEM Ed25519 private key that signs tokens.",
     )
-    access_token_ttl_seconds: int = Field(default=900, ge=1, description="Access token lifetime.")
+    access_token_ttl_seconds: int = Field(
+        default=900,
+        ge=1,
+        # A revocation must outlive the tokens it revokes.
+        le=REVOCATIONS_MAX_AGE_SECONDS,
+        description="Access token lifetime (at most a day, how long revocations are kept).",
+    )
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="Refresh token lifetime.")
     login_failure_window_seconds: int = Field(
         default=300, ge=1, description="Window in which failed logins are counted."
@@ -97,6 +105,9 @@ class AuthSettings(ServiceSettings):
     trusted_proxies: str = Field(
         default="127.0.0.1/32,::1/128",
         description="CIDRs whose X-Forwarded-For is believed when throttling by client address.",
+    )
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the outbox relay looks for revocations to announce."
     )
 
 

@@ -46,6 +46,8 @@ class Caller:
     user_id: uuid.UUID
     role: Role
     token_id: str
+    # The login session (token family) the token belongs to; logout and deactivation revoke it.
+    family_id: str = ""
     # The bearer token itself, forwarded when this service calls another on the caller's behalf.
     token: str = field(default="", repr=False)
 
@@ -111,11 +113,16 @@ class TokenVerifier:
     def caller(self, token: str) -> Caller:
         """The Caller an access token stands for."""
         claims = self.claims(token, ACCESS)
+        family = claims.get("fam")
+        # A token without a family could not be revoked, so it is refused.
+        if not isinstance(family, str) or not family:
+            raise Unauthenticated("token is not valid")
         try:
             return Caller(
                 user_id=uuid.UUID(str(claims["sub"])),
                 role=Role(str(claims.get("role"))),
                 token_id=str(claims["jti"]),
+                family_id=family,
                 token=token,
             )
         except ValueError as exc:

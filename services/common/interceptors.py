@@ -20,6 +20,7 @@ from grpc import aio
 from services.common import errors, metrics
 from services.common.identity import Caller, TokenVerifier
 from services.common.logging import get_logger
+from services.common.revocations import RevocationView
 from services.common.status import status_for
 
 log = get_logger(__name__)
@@ -161,8 +162,14 @@ class AuthInterceptor(_AroundInterceptor):
 
     PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
-    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        revocations: RevocationView,
+        public_methods: frozenset[str] = frozenset(),
+    ) -> None:
         self._verifier = verifier
+        self._revocations = revocations
         self._public = public_methods
 
     def _is_public(self, method: str) -> bool:
@@ -174,6 +181,8 @@ class AuthInterceptor(_AroundInterceptor):
             yield
             return
         caller = self._verifier.caller(_bearer_token(context))
+        if self._revocations.is_revoked(caller.family_id):
+            raise errors.Unauthenticated("token has been revoked; log in again")
         token = _caller.set(caller)
         try:
             yield

@@ -25,6 +25,11 @@ PROJECT_DELETED_SUBJECT = "projects.events.deleted"
 PROJECTS_CONSUMER = "jobs-project-events"
 # Cancel flags: key = job id, value = the attempt to stop. Workers check it between steps.
 CANCEL_BUCKET = "job_cancel"
+# Revoked sessions: key `family.<token family id>`, written by the auth service (logout, reuse of a spent
+# refresh token, deactivation, role or password change) and watched by every service's auth interceptor.
+# Entries outlive every access token (AuthSettings caps the access-token lifetime at this age).
+REVOCATIONS_BUCKET = "token_revocations"
+REVOCATIONS_MAX_AGE_SECONDS = 24 * 3600
 # Core NATS (not JetStream): every jobs replica hears every stored change and feeds its watchers.
 CHANGES_PREFIX = "jobs.changes"
 DUPLICATE_WINDOW_SECONDS = 600.0
@@ -48,6 +53,16 @@ def events_subject(job_id: str) -> str:
 def changes_subject(job_id: str) -> str:
     """Where the jobs service broadcasts a job's stored state."""
     return f"{CHANGES_PREFIX}.{job_id}"
+
+
+def revocation_key(family_id: str) -> str:
+    """Key of a revoked token family in the revocations bucket."""
+    return f"family.{family_id}"
+
+
+def revocation_subject(family_id: str) -> str:
+    """Subject that puts a family's revocation into the bucket (a KV put is a publish to it)."""
+    return f"$KV.{REVOCATIONS_BUCKET}.{revocation_key(family_id)}"
 
 
 async def connect(url: str, name: str, attempts: int = 60) -> NatsClient:
@@ -105,7 +120,14 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
                 num_replicas=replicas,
             ),
         )
+    await _ensure_bucket(js, KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0, replicas=replicas))
+    await _ensure_bucket(
+        js, KeyValueConfig(bucket=REVOCATIONS_BUCKET, ttl=float(REVOCATIONS_MAX_AGE_SECONDS), replicas=replicas)
+    )
+
+
+async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
     try:
-        await js.key_value(CANCEL_BUCKET)
+        await js.key_value(config.bucket)
     except BucketNotFoundError:
-        await js.create_key_value(KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0, replicas=replicas))
+        await js.create_key_value(config)

@@ -17,10 +17,13 @@ from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
+from services.common.revocations import RevocationView
 
 log = get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A service that cannot read the revoked sessions in this time exits (and is restarted) rather than serve.
+REVOCATIONS_LOAD_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class ServiceApp:
 
     name: str
     servicers: Sequence[Servicer]
+    # Revoked token families; `background` must include the task that follows the bucket (`view.run`).
+    revocations: RevocationView
     public_methods: frozenset[str] = frozenset()
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -53,7 +58,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
         interceptors=[
             MetricsInterceptor(),
             ErrorInterceptor(),
-            AuthInterceptor(verifier, app.public_methods),
+            AuthInterceptor(verifier, app.revocations, app.public_methods),
         ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -75,6 +80,9 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     server.add_insecure_port(address)
     serve_metrics(settings.metrics_port, settings.grpc_host)
+    tasks = [asyncio.create_task(job()) for job in app.background]
+    # Fail closed: no call is served before every revoked session is known.
+    await app.revocations.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
     await server.start()
     for name in ["", *(s.name for s in app.servicers)]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -84,7 +92,6 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(job()) for job in app.background]
     await stop.wait()
 
     log.info("draining", service=app.name, grace_seconds=settings.shutdown_grace_seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 
 from services.common import messaging
@@ -9,6 +11,7 @@ from services.common.blobs import open_blob_store
 from services.common.config import JobsSettings
 from services.common.db import Database, make_engine
 from services.common.outbox import OutboxRelay
+from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
 from services.jobs.book import JobBook
 from services.jobs.cleanup import ProjectCleanup
@@ -33,6 +36,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     blobs = open_blob_store(settings)
     projects = ProjectsClient(settings.projects_address)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+    revocations = RevocationView()
     broadcast = ChangeBroadcaster(nc)
     hub = WatchHub(settings.watch_queue_size)
     book = JobBook(db, projects, blobs, relay.wake, broadcast)
@@ -68,7 +72,8 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],
-        background=[relay.run, intake.run, cleanup.run, listen, queues.run],
+        revocations=revocations,
+        background=[functools.partial(revocations.run, js), relay.run, intake.run, cleanup.run, listen, queues.run],
         on_shutdown=[close],
         on_drain=[hub.shutdown],
     )

@@ -310,13 +310,14 @@ class JobBook:
         }
         page = read_page(query.page_size, query.page_token, fingerprint)
         statement: Select[Job] = select(Job)
-        if query.project_id:
-            try:
-                statement = statement.where(Job.project_id == uuid.UUID(query.project_id))
-            except ValueError:
-                return JobPage([], "", 0)
+        project_id = parse_uuid(query.project_id, "project") if query.project_id else None
+        if project_id is not None:
+            statement = statement.where(Job.project_id == project_id)
         if not caller.is_admin and caller.role is not Role.SERVICE:
             visible = await self._projects.visible_projects(caller)
+            if project_id is not None and project_id not in visible:
+                # As for the project itself: one the caller may not see answers NOT_FOUND, not an empty list.
+                raise NotFound(f"project {query.project_id!r} not found")
             statement = statement.where(Job.project_id.in_(visible))
         if query.type:
             statement = statement.where(Job.type == _job_type(query.type))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiorch.projects.v1 import projects_pb2_grpc
 
 from services.common import messaging
 from services.common.config import ProjectsSettings
 from services.common.db import Database, make_engine
 from services.common.outbox import OutboxRelay
+from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
 from services.projects.catalog import ProjectCatalog
 from services.projects.handlers import ProjectServicer
@@ -23,6 +26,7 @@ async def build_app(settings: ProjectsSettings) -> ServiceApp:
     js = nc.jetstream()
     await messaging.ensure_topology(js, settings.nats_replicas)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
+    revocations = RevocationView()
 
     async def close() -> None:
         await nc.drain()
@@ -37,6 +41,7 @@ async def build_app(settings: ProjectsSettings) -> ServiceApp:
                 projects_pb2_grpc.add_ProjectServiceServicer_to_server,
             ),
         ],
-        background=[relay.run],
+        revocations=revocations,
+        background=[functools.partial(revocations.run, js), relay.run],
         on_shutdown=[close],
     )

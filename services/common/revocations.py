@@ -1,0 +1,114 @@
+"""Revoked sessions: every service's local view of the `token_revocations` bucket.
+
+Services verify access tokens with the public key alone, so a token would stay valid until it
+expires after a logout, a deactivation or a role change. The auth service therefore writes the
+token family (the login session an access token belongs to, its `fam` claim) into a JetStream KV
+bucket, through its outbox, in the transaction that ends the session. Every service watches the
+bucket and its auth interceptor refuses tokens of a revoked family.
+
+The view fails closed at start: a service serves no call before it has read the whole bucket.
+Later, while NATS is unreachable, it keeps what it has read and catches up on reconnect (the
+entries outlive every access token, so a late revocation still applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.errors import Error as JetStreamError
+from nats.js.kv import KV_DEL, KV_PURGE
+from prometheus_client import Gauge
+
+from services.common import messaging
+from services.common.logging import get_logger
+from services.common.outbox import OutboxMessage
+
+log = get_logger(__name__)
+
+REVOKED_FAMILIES = Gauge("aiorch_revoked_token_families", "Revoked token families this process knows of.")
+
+_FAMILY_PREFIX = messaging.revocation_key("")
+
+
+def revocation_message(family_id: str, revoked_at: float) -> OutboxMessage:
+    """The outbox message that revokes every token of one family (value: the revocation time)."""
+    return OutboxMessage(
+        subject=messaging.revocation_subject(family_id),
+        msg_id=f"revoke:{family_id}",
+        payload=f"{revoked_at:.3f}".encode(),
+    )
+
+
+class RevocationView:
+    """The set of revoked token families, kept current by watching the bucket."""
+
+    def __init__(self, resync_seconds: float = 30.0, max_age_seconds: float = messaging.REVOCATIONS_MAX_AGE_SECONDS):
+        self._families: dict[str, float] = {}
+        self._loaded = asyncio.Event()
+        self._resync = resync_seconds
+        self._max_age = max_age_seconds
+
+    def is_revoked(self, family_id: str) -> bool:
+        """True when the family's tokens have been revoked."""
+        return family_id in self._families
+
+    def revoke(self, family_id: str, revoked_at: float) -> None:
+        """Record a revocation (from the bucket; tests call it directly)."""
+        self._families[family_id] = revoked_at
+        REVOKED_FAMILIES.set(len(self._families))
+
+    def _forget_expired(self) -> None:
+        # The bucket drops entries after max age; so does the view, to stay bounded.
+        horizon = time.time() - self._max_age
+        for family_id in [f for f, at in self._families.items() if at < horizon]:
+            del self._families[family_id]
+        REVOKED_FAMILIES.set(len(self._families))
+
+    async def wait_loaded(self, timeout: float) -> None:
+        """Return once the whole bucket has been read; TimeoutError after `timeout` seconds."""
+        await asyncio.wait_for(self._loaded.wait(), timeout)
+
+    async def run(self, js: JetStreamContext) -> None:
+        """Forever: read the bucket, then follow it; start over after a quiet period or a fault.
+
+        Starting over now and then costs one read of a small bucket and recovers a watch that a NATS
+        restart left silently dead.
+        """
+        while True:
+            try:
+                await self._follow(js)
+            except (NatsError, JetStreamError, OSError) as exc:
+                log.warning("revocation watch failed; will retry", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _follow(self, js: JetStreamContext) -> None:
+        kv = await js.key_value(messaging.REVOCATIONS_BUCKET)
+        watcher = await kv.watchall()
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=self._resync)  # type: ignore[no-untyped-call]
+                except NatsError:  # nats-py's TimeoutError: a quiet period; read the bucket afresh
+                    self._forget_expired()
+                    return
+                if entry is None:  # the marker after the initial values
+                    self._loaded.set()
+                    continue
+                if entry.operation in (KV_DEL, KV_PURGE) or not entry.key.startswith(_FAMILY_PREFIX):
+                    continue
+                self.revoke(entry.key[len(_FAMILY_PREFIX) :], _revoked_at(entry.value))
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+def _revoked_at(value: bytes | None) -> float:
+    try:
+        return float((value or b"").decode())
+    except ValueError:
+        # An unreadable value still revokes; its age counts from now.
+        return time.time()

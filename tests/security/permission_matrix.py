@@ -1,0 +1,148 @@
+"""Who may do what, as data: one row per RPC, one expected outcome per role x relation.
+
+Relations: `owner` (the caller owns the project, and uploaded the file), `member` (the caller is an
+editor member of someone else's project), `stranger` (neither). For profiles, `owner` is the
+caller's own profile and the others are the project owner's profile. Outcomes: `ok`, `403`
+(PERMISSION_DENIED: the caller sees the object but may not do this), `404` (NOT_FOUND: the object
+is not confirmed to exist), `400` (FAILED_PRECONDITION: allowed, but not in this state).
+
+The viewer who owns a project is an editor who created it and was then demoted: they keep reading
+what they own but never write (docs/api.md, "Who may do what").
+
+Placeholders in requests and paths: {project}, its jobs {job} (pending), {done_job} (completed,
+with the result {result}) and {spare_job} (pending), {file}, the project's {owner}, a viewer member
+{bystander}, and {other_user} (in no project). Rows run in this order against one fresh set of
+objects per cell and transport, so the destructive rows come last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("admin", "editor", "viewer")
+RELATIONS = ("owner", "member", "stranger")
+CELLS = tuple(f"{role}:{relation}" for role in ROLES for relation in RELATIONS)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One RPC: how to call it over gRPC and REST, and the outcome expected in each cell."""
+
+    method: str  # /package.Service/Method
+    request: dict[str, Any]  # the gRPC request as JSON (placeholders allowed)
+    http: str  # "VERB /path" through the gateway
+    body: dict[str, Any] | None  # the REST body, None for none
+    expected: dict[str, str]  # cell -> outcome
+
+    @property
+    def name(self) -> str:
+        """The RPC's short name."""
+        return self.method.rpartition("/")[2]
+
+
+# Columns: admin:owner admin:member admin:stranger | editor:... | viewer:...
+_TABLE = """
+/aiorch.projects.v1.ProjectService/GetProject        ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.projects.v1.ProjectService/ListMembers       ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.JobService/ListJobs                  ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.JobService/GetJob                    ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.JobService/GetResultForJob           ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.JobResultService/GetJobResult        ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.JobResultService/GetJobDetails       ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.jobs.v1.FileService/GetFile                  ok ok ok   ok  404 404   ok  404 404
+/aiorch.auth.v1.ProfileService/GetProfile            ok ok ok   ok  404 404   ok  404 404
+/aiorch.auth.v1.ProfileService/UpdateProfile         ok ok ok   ok  404 404   ok  404 404
+/aiorch.projects.v1.ProjectService/UpdateProject     ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/CreateJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/UpdateJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/UpdateProgress            ok ok ok   403 403 403   403 403 403
+/aiorch.jobs.v1.JobService/CancelJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/RetryJob                  ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobResultService/UpdateJobResult     ok ok ok   403 403 403   403 403 403
+/aiorch.jobs.v1.JobResultService/CreateJobResult     ok ok ok   403 403 403   403 403 403
+/aiorch.projects.v1.ProjectService/AddMember         ok ok ok   ok  403 404   403 403 404
+/aiorch.projects.v1.ProjectService/RemoveMember      ok ok ok   ok  403 404   403 403 404
+/aiorch.jobs.v1.JobResultService/DeleteJobResult     ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/DeleteJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.FileService/DeleteFile               ok ok ok   ok  404 404   403 404 404
+/aiorch.projects.v1.ProjectService/DeleteProject     ok ok ok   ok  403 404   403 403 404
+/aiorch.auth.v1.ProfileService/DeleteProfile         400 ok ok  403 404 404   403 404 404
+"""
+
+# How each RPC is called: the gRPC request, and the REST verb, path and body through the gateway.
+_CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
+    "GetProject": ({"id": "{project}"}, "GET /api/projects/{project}/", None),
+    "ListMembers": ({"project_id": "{project}"}, "GET /api/projects/{project}/members/", None),
+    "ListJobs": ({"project_id": "{project}"}, "GET /api/projects/{project}/jobs/", None),
+    "GetJob": ({"id": "{job}"}, "GET /api/jobs/{job}/", None),
+    "GetResultForJob": ({"id": "{done_job}"}, "GET /api/jobs/{done_job}/result/", None),
+    "GetJobResult": ({"id": "{result}"}, "GET /api/job-results/{result}/", None),
+    "GetJobDetails": ({"id": "{result}"}, "GET /api/job-results/{result}/job_details/", None),
+    "GetFile": ({"id": "{file}"}, "GET /api/files/{file}/", None),
+    "GetProfile": ({"id": "{owner}"}, "GET /api/profiles/{owner}/", None),
+    "UpdateProfile": ({"id": "{owner}", "name": "Renamed"}, "PATCH /api/profiles/{owner}/", {"name": "Renamed"}),
+    "UpdateProject": ({"id": "{project}", "name": "renamed"}, "PATCH /api/projects/{project}/", {"name": "renamed"}),
+    "CreateJob": (
+        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi."}}},
+        "POST /api/jobs/",
+        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi."}}},
+    ),
+    "UpdateJob": ({"id": "{job}", "name": "renamed"}, "PATCH /api/jobs/{job}/", {"name": "renamed"}),
+    "UpdateProgress": (
+        {"id": "{job}", "progress": 10, "message": "m"},
+        "PATCH /api/jobs/{job}/update_progress/",
+        {"progress": 10, "message": "m"},
+    ),
+    "CancelJob": ({"id": "{job}"}, "POST /api/jobs/{job}/cancel/", {}),
+    "RetryJob": ({"id": "{job}"}, "POST /api/jobs/{job}/retry/", {}),
+    "UpdateJobResult": (
+        {"id": "{result}", "meta": {"note": "edited"}},
+        "PATCH /api/job-results/{result}/",
+        {"meta": {"note": "edited"}},
+    ),
+    "CreateJobResult": (
+        {"job_id": "{spare_job}", "meta": {"note": "by hand"}},
+        "POST /api/job-results/",
+        {"job_id": "{spare_job}", "meta": {"note": "by hand"}},
+    ),
+    "AddMember": (
+        {"project_id": "{project}", "user_id": "{other_user}", "role": "viewer"},
+        "POST /api/projects/{project}/members/",
+        {"user_id": "{other_user}", "role": "viewer"},
+    ),
+    "RemoveMember": (
+        {"project_id": "{project}", "user_id": "{bystander}"},
+        "DELETE /api/projects/{project}/members/{bystander}/",
+        None,
+    ),
+    "DeleteJobResult": ({"id": "{result}"}, "DELETE /api/job-results/{result}/", None),
+    "DeleteJob": ({"id": "{spare_job}"}, "DELETE /api/jobs/{spare_job}/", None),
+    "DeleteFile": ({"id": "{file}"}, "DELETE /api/files/{file}/", None),
+    "DeleteProject": ({"id": "{project}"}, "DELETE /api/projects/{project}/", None),
+    "DeleteProfile": ({"id": "{owner}"}, "DELETE /api/profiles/{owner}/", None),
+}
+
+
+def _rows() -> list[Row]:
+    rows = []
+    for line in _TABLE.strip().splitlines():
+        method, *outcomes = line.split()
+        assert len(outcomes) == len(CELLS), f"{method}: {len(outcomes)} outcomes for {len(CELLS)} cells"
+        request, http, body = _CALLS[method.rpartition("/")[2]]
+        rows.append(Row(method, request, http, body, dict(zip(CELLS, outcomes, strict=True))))
+    return rows
+
+
+MATRIX = _rows()
+
+
+def fill(template: Any, values: dict[str, str]) -> Any:
+    """`template` with every {placeholder} in its strings replaced."""
+    if isinstance(template, str):
+        return template.format(**values)
+    if isinstance(template, dict):
+        return {key: fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, values) for value in template]
+    return template
