@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import uuid
@@ -52,6 +53,27 @@ class Cli:
         done = self(*args, "--output", "json", timeout=timeout)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
+
+    def in_terminal(self, *args: str, timeout: float = 60) -> tuple[int, str]:
+        """Run `aiorch ARGS` with a pseudo-terminal as stdout, as in an interactive shell: exit code, screen text."""
+        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
+        controller, terminal = pty.openpty()
+        with subprocess.Popen(
+            [AIORCH, *args], env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
+        ) as child:
+            os.close(terminal)
+            screen = bytearray()
+            while True:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # EIO: the child closed its end
+                    break
+                if not data:
+                    break
+                screen += data
+            code = child.wait(timeout)
+        os.close(controller)
+        return code, screen.decode(errors="replace")
 
     def login(self, user: User) -> subprocess.CompletedProcess[str]:
         """`aiorch login USER --password-stdin`."""
@@ -164,6 +186,16 @@ def test_an_editor_creates_a_project_and_gets_speech_from_a_watched_tts_job(
     again = cli("jobs", "watch", job["id"])
     assert again.returncode == 0
     assert json.loads(again.stdout.splitlines()[-1])["job"]["status"] == "COMPLETED"
+
+    # A terminal gets the live view: the bar at 100 % and the final state.
+    code, screen = cli.in_terminal("jobs", "watch", job["id"])
+    assert code == 0
+    assert "COMPLETED" in screen
+    assert "100%" in screen
+    table = cli("projects", "list", "--search", name)
+    assert table.returncode == 0
+    assert project["id"] in table.stdout
+    assert "1 of 1" in table.stdout
 
     finished = cli("jobs", "cancel", job["id"])
     assert finished.returncode == 8

@@ -70,7 +70,9 @@ def list_jobs(
     created_before: TimeOption = None,
     search: Annotated[str, typer.Option(help="Case-insensitive match on the name.")] = "",
     ordering: Annotated[str, typer.Option(help="created_at, name or status; a leading - for descending.")] = "",
-    page_size: Annotated[int, typer.Option(help="At most this many (server default 50, at most 500).")] = 0,
+    page_size: Annotated[
+        int, typer.Option(help="At most this many (server default 50, at most 500).", show_default=False)
+    ] = 0,
     page_token: Annotated[str, typer.Option(help="Where the previous page said the next one starts.")] = "",
     server: ServerOption = DEFAULT_SERVER,
     output: OutputOption = OutputFormat.TABLE,
@@ -157,7 +159,10 @@ def delete_job(job_id: JobId, server: ServerOption = DEFAULT_SERVER, output: Out
 def watch_job(
     job_id: JobId,
     timeout: Annotated[
-        float, typer.Option(help="Give up after this many seconds (exit code 11); 0 waits as long as it takes.")
+        float,
+        typer.Option(
+            help="Give up after this many seconds (exit code 11); 0 waits as long as it takes.", show_default=False
+        ),
     ] = 0,
     server: ServerOption = DEFAULT_SERVER,
     output: OutputOption = OutputFormat.TABLE,

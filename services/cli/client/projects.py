@@ -21,7 +21,9 @@ def list_projects(
     search: Annotated[str, typer.Option(help="Case-insensitive match on name and description.")] = "",
     owner: Annotated[str, typer.Option(help="Only projects of this owner (profile id, or `me`).")] = "",
     ordering: Annotated[str, typer.Option(help="name, -name, created_at or -created_at.")] = "",
-    page_size: Annotated[int, typer.Option(help="At most this many (server default 50, at most 500).")] = 0,
+    page_size: Annotated[
+        int, typer.Option(help="At most this many (server default 50, at most 500).", show_default=False)
+    ] = 0,
     page_token: Annotated[str, typer.Option(help="Where the previous page said the next one starts.")] = "",
     server: ServerOption = DEFAULT_SERVER,
     output: OutputOption = OutputFormat.TABLE,

@@ -29,7 +29,9 @@ InputOption = Annotated[
 ]
 InputUrlOption = Annotated[str, typer.Option(help="Or an http(s) address the worker fetches the input from.")]
 WatchOption = Annotated[bool, typer.Option("--watch", help="Follow the job until it ends (exit code as `jobs watch`).")]
-TimeoutOption = Annotated[float, typer.Option(help="With --watch: give up after this many seconds (0: no limit).")]
+TimeoutOption = Annotated[
+    float, typer.Option(help="With --watch: give up after this many seconds (0: no limit).", show_default=False)
+]
 LanguageOption = Annotated[str, typer.Option(help="Language, e.g. en, es, fr, de (server default en).")]
 VoiceOption = Annotated[str, typer.Option(help="Engine voice variant, e.g. m3, f3 (optional).")]
 FormatOption = Annotated[str, typer.Option("--format", help="Output format: wav, mp3 or ogg (server default wav).")]
@@ -114,8 +116,8 @@ def submit_tts(
     text: Annotated[str, typer.Option(help="The text to speak.", show_default=False)],
     language: LanguageOption = "",
     voice: VoiceOption = "",
-    rate: Annotated[int, typer.Option(help="Words per minute, 80-450 (server default 175).")] = 0,
-    pitch: Annotated[int, typer.Option(help="Pitch 1-100 (server default 50).")] = 0,
+    rate: Annotated[int, typer.Option(help="Words per minute, 80-450 (server default 175).", show_default=False)] = 0,
+    pitch: Annotated[int, typer.Option(help="Pitch 1-100 (server default 50).", show_default=False)] = 0,
     audio_format: FormatOption = "",
     name: NameOption = "",
     description: DescriptionOption = "",
@@ -172,7 +174,10 @@ def submit_dubbing(
     source_language: Annotated[str, typer.Option(help="Language spoken in the input (server default en).")] = "",
     voice: VoiceOption = "",
     original_volume: Annotated[
-        float, typer.Option(help="Volume of the original under the new speech, 0.0-1.0 (server default 0.2).")
+        float,
+        typer.Option(
+            help="Volume of the original under the new speech, 0.0-1.0 (server default 0.2).", show_default=False
+        ),
     ] = 0.0,
     name: NameOption = "",
     description: DescriptionOption = "",
@@ -207,7 +212,7 @@ def submit_ai_stories(
     input_url: InputUrlOption = "",
     language: LanguageOption = "",
     voice: VoiceOption = "",
-    fps: Annotated[int, typer.Option(help="Frames per second, 10-60 (server default 25).")] = 0,
+    fps: Annotated[int, typer.Option(help="Frames per second, 10-60 (server default 25).", show_default=False)] = 0,
     name: NameOption = "",
     description: DescriptionOption = "",
     client_request_id: RequestIdOption = "",

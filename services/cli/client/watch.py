@@ -114,11 +114,17 @@ class ProgressView:
 def watch(session: Session, job_id: str, output: OutputFormat, timeout: float | None = None) -> ExitCode:
     """Show a job's updates until it ends; its exit code (0 COMPLETED, 1 FAILED, 4 CANCELLED)."""
     view: UpdateView = ProgressView() if output is OutputFormat.TABLE and sys.stdout.isatty() else JsonLinesView()
+    import grpc  # noqa: PLC0415
+
     last: jobs_pb2.Job | None = None
     try:
         for update in follow(session, job_id, timeout):
             view.show(update)
             last = update.job
+    except grpc.RpcError as exc:
+        if timeout and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise CliError(f"job {job_id} did not finish within {timeout:g} s", ExitCode.UNAVAILABLE) from exc
+        raise
     finally:
         view.close()
     if last is None:
