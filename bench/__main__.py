@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import create, memory
+from bench import create, listing, memory
 from bench.context import BenchContext, RunSize
 from bench.harness import BenchStack
 from bench.load import wrk_available
@@ -22,6 +22,7 @@ Section = Callable[[BenchContext], Awaitable[list[Figure]]]
 SECTIONS: dict[str, Section] = {
     "memory": memory.run,
     "create": create.run,
+    "listing": listing.run,
 }
 
 

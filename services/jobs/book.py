@@ -7,20 +7,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiorch.jobs.v1 import types_pb2
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.blobs import BlobStore
+from services.common.counting import count_rows
 from services.common.db import Database, like_pattern, utcnow
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Caller, Role
+from services.common.keyset import SortKey
 from services.common.outbox import enqueue
-from services.common.pagination import next_page_token, read_page
+from services.common.pagination import next_keyset_token, read_keyset_page
 from services.jobs import media
 from services.jobs.dispatch import cancel_message, dispatch_message
 from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
@@ -38,13 +39,14 @@ PARAMS_FIELD = {
     "dubbing": "DUBBING",
     "ai_stories": "AI_STORIES",
 }
-ORDERING: dict[str, Any] = {
-    "created_at": Job.created_at.asc(),
-    "-created_at": Job.created_at.desc(),
-    "name": Job.name.asc(),
-    "-name": Job.name.desc(),
-    "status": Job.status.asc(),
-    "-status": Job.status.desc(),
+# ordering -> its keyset sort key; lists page by key, not offset (services/common/keyset.py).
+ORDERING: dict[str, SortKey] = {
+    "created_at": SortKey(Job.created_at, Job.id, descending=False),
+    "-created_at": SortKey(Job.created_at, Job.id, descending=True),
+    "name": SortKey(Job.name, Job.id, descending=False),
+    "-name": SortKey(Job.name, Job.id, descending=True),
+    "status": SortKey(Job.status, Job.id, descending=False),
+    "-status": SortKey(Job.status, Job.id, descending=True),
 }
 # The longest text each type accepts, the engines' own limits, so a job that cannot run is refused at once.
 MAX_TEXT = {"tts": 100_000, "voice_cloning": 5_000, "ai_stories": 10_000}
@@ -308,17 +310,19 @@ class JobBook:
             "o": ordering,
             "u": str(caller.user_id),
         }
-        page = read_page(query.page_size, query.page_token, fingerprint)
+        page = read_keyset_page(query.page_size, query.page_token, fingerprint)
         statement: Select[Job] = select(Job)
         project_id = parse_uuid(query.project_id, "project") if query.project_id else None
         if project_id is not None:
             statement = statement.where(Job.project_id == project_id)
         if not caller.is_admin and caller.role is not Role.SERVICE:
-            visible = await self._projects.visible_projects(caller)
-            if project_id is not None and project_id not in visible:
-                # As for the project itself: one the caller may not see answers NOT_FOUND, not an empty list.
-                raise NotFound(f"project {query.project_id!r} not found")
-            statement = statement.where(Job.project_id.in_(visible))
+            if project_id is not None:
+                # One access check for the one project asked for, instead of listing every visible project.
+                if await self._projects.access(caller, project_id) < Access.READ:
+                    # As for the project itself: one the caller may not see answers NOT_FOUND, not an empty list.
+                    raise NotFound(f"project {query.project_id!r} not found")
+            else:
+                statement = statement.where(Job.project_id.in_(await self._projects.visible_projects(caller)))
         if query.type:
             statement = statement.where(Job.type == _job_type(query.type))
         if query.status:
@@ -329,15 +333,22 @@ class JobBook:
             statement = statement.where(Job.created_at < query.created_before)
         if query.search:
             statement = statement.where(Job.name.ilike(like_pattern(query.search), escape="\\"))
-        ordered = statement.order_by(ORDERING[ordering], Job.id)
+        key = ORDERING[ordering]
+        paged = key.order(statement if page.after is None else key.after(statement, page.after))
 
         def run() -> JobPage:
             with self._db.transaction() as session:
-                total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-                rows = list(session.scalars(ordered.offset(page.offset).limit(page.size + 1)))
-                views = [self._view(session, r) for r in rows[: page.size]]
-            token = next_page_token(page, len(views), len(rows) > page.size, fingerprint)
-            return JobPage(views, token, total)
+                total = count_rows(session, statement)
+                rows = list(session.scalars(paged.limit(page.size + 1)))
+                shown = rows[: page.size]
+                # One query for the page's result ids, not one per job.
+                found = session.execute(
+                    select(Result.job_id, Result.id).where(Result.job_id.in_([r.id for r in shown]))
+                )
+                results = dict(found.tuples().all())
+                views = [JobView.of(r, results.get(r.id)) for r in shown]
+            last = key.of(shown[-1]) if shown else None
+            return JobPage(views, next_keyset_token(last, len(rows) > page.size, fingerprint), total)
 
         return await asyncio.to_thread(run)
 

@@ -1,0 +1,121 @@
+"""Section `listing`: keyset pages of a job list with a million jobs stored, against a get-by-id.
+
+The rows are written straight into the jobs schema with INSERT ... SELECT generate_series: benchmark
+setup, not a path the service offers. Two in five rows belong to the bench project, spread over the
+five states, so "the project's COMPLETED jobs" holds a fifth of those.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from grpc import aio
+from sqlalchemy import text
+
+from bench.context import BenchContext
+from bench.report import Figure, judged
+from bench.stats import Latency
+from services.common.db import make_engine
+
+PAGE_SIZE = 50
+DEEP_PAGES = 1000
+OTHER_PROJECTS = 1000
+
+FILL = text(
+    """
+    INSERT INTO jobs.jobs (id, project_id, owner_id, name, description, type, status, progress, message, params,
+                           input_url, attempt, attempts, error, worker_id, cancel_requested, last_delivery,
+                           last_sequence, version, created_at, updated_at)
+    SELECT gen_random_uuid(),
+           CASE WHEN i % 5 < 2 THEN CAST(:project AS uuid)
+                ELSE CAST('00000000-0000-4000-8000-' || lpad(to_hex(i % :others), 12, '0') AS uuid) END,
+           CAST(:owner AS uuid), 'stored job ' || i, '', 'TTS',
+           (ARRAY['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'])[1 + (i / 5) % 5],
+           100, '', :params, '', 1, 1, '', '', false, 0, 0, 1,
+           now() - make_interval(secs => i), now() - make_interval(secs => i)
+    FROM generate_series(1, :rows) AS i
+    """
+)
+
+
+def fill(ctx: BenchContext, rows: int) -> float:
+    """Store `rows` jobs and ANALYZE; the seconds it took."""
+    params = types_pb2.JobParams(tts=types_pb2.TtsParams(text="Stored.")).SerializeToString()
+    engine = make_engine(ctx.stack.endpoints.database_url, 1)
+    started = time.monotonic()
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                FILL,
+                {
+                    "project": ctx.stack.project_id,
+                    "owner": ctx.stack.editor.user_id,
+                    "others": OTHER_PROJECTS,
+                    "params": params,
+                    "rows": rows,
+                },
+            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE jobs.jobs"))
+    finally:
+        engine.dispose()
+    return time.monotonic() - started
+
+
+async def _timed(call: Callable[[], Awaitable[object]]) -> float:
+    before = time.perf_counter()
+    await call()
+    return time.perf_counter() - before
+
+
+async def run(ctx: BenchContext) -> list[Figure]:
+    """First and deep pages of (project, COMPLETED) against GetJob, sampled in turn."""
+    fill_seconds = fill(ctx, ctx.size.stored_jobs)
+    matching = ctx.size.stored_jobs * 2 // 5 // 5
+    deep = min(DEEP_PAGES, matching // PAGE_SIZE - 1)
+    async with aio.insecure_channel(ctx.stack.endpoints.grpc["jobs"]) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        metadata = ctx.stack.editor.metadata
+        first = jobs_pb2.ListJobsRequest(
+            project_id=ctx.stack.project_id, status=types_pb2.COMPLETED, page_size=PAGE_SIZE
+        )
+        page = await stub.ListJobs(first, metadata=metadata)
+        ids = [job.id for job in page.jobs]
+        walk_started = time.monotonic()
+        token = page.next_page_token
+        for _ in range(deep - 1):
+            request = jobs_pb2.ListJobsRequest()
+            request.CopyFrom(first)
+            request.page_token = token
+            token = (await stub.ListJobs(request, metadata=metadata)).next_page_token
+        walk_seconds = time.monotonic() - walk_started
+        deep_request = jobs_pb2.ListJobsRequest()
+        deep_request.CopyFrom(first)
+        deep_request.page_token = token
+        deep_page = await stub.ListJobs(deep_request, metadata=metadata)
+        if len(deep_page.jobs) != PAGE_SIZE or page.total_size < matching:
+            raise RuntimeError(f"page {deep} holds {len(deep_page.jobs)} jobs of {page.total_size}; expected more")
+
+        samples: dict[str, list[float]] = {"get": [], "first": [], "deep": []}
+        for _ in range(ctx.size.list_samples):
+            get = jobs_pb2.GetJobRequest(id=random.choice(ids))  # noqa: S311 - spreading reads, not security
+            samples["get"].append(await _timed(lambda: stub.GetJob(get, metadata=metadata)))  # noqa: B023
+            samples["first"].append(await _timed(lambda: stub.ListJobs(first, metadata=metadata)))
+            samples["deep"].append(await _timed(lambda: stub.ListJobs(deep_request, metadata=metadata)))
+    get_latency, first_page, deep_page_latency = (Latency.of_seconds(samples[k]) for k in ("get", "first", "deep"))
+    rows = f"{ctx.size.stored_jobs:,}"
+    return [
+        Figure("listing", f"store {rows} jobs + ANALYZE", fill_seconds, "s"),
+        Figure("listing", f"walk {deep} pages of {PAGE_SIZE}", walk_seconds * 1000 / max(deep, 1), "ms/page"),
+        Figure("listing", "get-by-id p50", get_latency.p50_ms, "ms"),
+        Figure("listing", "get-by-id p99", get_latency.p99_ms, "ms"),
+        judged("listing", "first page p50", first_page.p50_ms, "ms", "get p50", get_latency.p50_ms),
+        judged("listing", "first page p99", first_page.p99_ms, "ms", "get p99", get_latency.p99_ms, at_most=10),
+        judged("listing", f"page {deep} p50", deep_page_latency.p50_ms, "ms", "first p50", first_page.p50_ms),
+        judged(
+            "listing", f"page {deep} p99", deep_page_latency.p99_ms, "ms", "first p99", first_page.p99_ms, at_most=1.5
+        ),
+    ]
