@@ -87,7 +87,7 @@ def rpc_message(error: grpc.RpcError) -> str:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Print a failed call or a CliError as `error: ...` on stderr and exit with its code."""
+    """Print a failed call, a CliError or a local I/O error as `error: ...` on stderr and exit with its code."""
     import grpc  # noqa: PLC0415 - keeps `aiorch --help` fast
 
     try:
@@ -98,3 +98,7 @@ def reported() -> Iterator[None]:
     except grpc.RpcError as exc:
         typer.echo(f"error: {rpc_message(exc)}", err=True)
         raise typer.Exit(exit_code_for(exc.code())) from None
+    except OSError as exc:
+        # A local file that cannot be read or written (the config dir, a download target).
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.ERROR) from None

@@ -35,7 +35,9 @@ def message_dict(message: Message) -> dict[str, Any]:
     """
     from google.protobuf.json_format import MessageToDict  # noqa: PLC0415 - keeps `aiorch --help` fast
 
-    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    fields = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    # In the order of the proto (MessageToDict puts unset fields last), so output reads the same every time.
+    return {field.name: fields[field.name] for field in message.DESCRIPTOR.fields if field.name in fields}
 
 
 def console() -> Console:
