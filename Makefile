@@ -14,21 +14,23 @@ BUF_VERSION := 1.75.0
 BUF := build/buf/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help venv gen run test test-fast lint fmt clean images api-docs
+.PHONY: help venv gen run test test-fast lint fmt clean images api-docs console
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# Debian packages: Apertium and its English-Spanish pair (dubbing's translation), and Prometheus
-# (promtool checks the alert rules; the observability test scrapes the local stack with it).
+# Debian packages: Apertium and its English-Spanish pair (dubbing's translation), Prometheus
+# (promtool checks the alert rules; the observability test scrapes the local stack with it), and Chromium
+# (the console's browser tests drive it with Playwright; no browser is ever downloaded).
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
-	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null; then :; \
+	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null \
+		&& command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			apertium apertium-eng-spa prometheus; \
-	else echo "install the Debian packages apertium, apertium-eng-spa and prometheus (sudo apt-get install ...)"; exit 1; fi
+			apertium apertium-eng-spa prometheus chromium; \
+	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus and chromium (sudo apt-get install ...)"; exit 1; fi
 	touch $@
 
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)
@@ -69,6 +71,29 @@ $(API_WEB)/docs/index.html: $(API_DOCS_NODE) $(API_DOCS_SRC)/index.html $(API_DO
 	cp $(API_DOCS_SRC)/index.html $@
 
 api-docs: $(API_WEB)/openapi.json $(API_WEB)/docs/index.html ## Build the OpenAPI document and the API docs page into build/web/api/
+
+# The operator console (web/console): TypeScript + Vite, with its gRPC-web client generated from protos/ at
+# build time (`buf generate` with protoc-gen-es); built into build/web/console/, served at /console/.
+CONSOLE_SRC := web/console
+CONSOLE_NODE := $(CONSOLE_SRC)/node_modules/.installed
+CONSOLE_GEN := $(CONSOLE_SRC)/src/gen/.stamp
+CONSOLE_FILES := $(shell find $(CONSOLE_SRC)/src -path $(CONSOLE_SRC)/src/gen -prune -o -type f -print) \
+	$(addprefix $(CONSOLE_SRC)/,index.html tsconfig.json vite.config.ts)
+
+$(CONSOLE_NODE): $(CONSOLE_SRC)/package.json $(CONSOLE_SRC)/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix $(CONSOLE_SRC)
+	touch $@
+
+# buf.gen.yaml reads the buf workspace (protos/ plus google/api) and cleans src/gen/ before writing it.
+$(CONSOLE_GEN): $(STAMP) $(PROTOS) tools/gen_protos.py $(CONSOLE_SRC)/buf.gen.yaml $(CONSOLE_NODE) | $(BUF)
+	$(PY) tools/gen_protos.py --buf-workspace build/buf-workspace
+	cd $(CONSOLE_SRC) && $(CURDIR)/$(BUF) generate
+	touch $@
+
+build/web/console/index.html: $(CONSOLE_GEN) $(CONSOLE_FILES)
+	npm run --silent --prefix $(CONSOLE_SRC) build
+
+console: build/web/console/index.html ## Build the web console into build/web/console/ (served at /console/)
 
 run: gen ## Start the whole platform locally in the foreground (Ctrl-C stops it)
 	$(BIN)/aiorch dev up
