@@ -171,7 +171,8 @@ def clean_comment(text: str) -> str:
 def summary_of(comment: str) -> str:
     """The first sentence of a comment, for an operation's one-line summary."""
     first = comment.split("\n\n", 1)[0].replace("\n", " ")
-    sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
+    # A sentence ends at a stop followed by a capital, so "e.g. all" stays whole.
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z])", first, maxsplit=1)[0]
     return sentence.rstrip(".")
 
 
@@ -481,8 +482,45 @@ def _operation(builder: SchemaBuilder, rpc: Rpc) -> tuple[str, Schema]:
     return template.path, operation
 
 
+_LEADING_VARIABLE = re.compile(r"^\{([^}/]+)\}/")
+
+
+def add_links(paths: dict[str, Schema], schemas: dict[str, Schema]) -> None:
+    """Link each create (a POST answering an object with an `id`) to the operations on that object's path.
+
+    `POST /api/jobs/` answers a job whose `id` fills `{id}` in `/api/jobs/{id}/...`: readers see where an id
+    goes, and schemathesis's stateful phase chains the calls. Variables of the collection's own path (a nested
+    collection) pass through from the create request.
+    """
+    for collection, item in paths.items():
+        create = item.get("post")
+        if create is None:
+            continue
+        success = create["responses"]["200"]
+        target = success.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        if "id" not in schemas.get(target.rsplit("/", 1)[-1], {}).get("properties", {}):
+            continue
+        outer = {name: f"$request.path.{name}" for name in openapi_path(collection).fields}
+        links: dict[str, Schema] = {}
+        for path, operations in paths.items():
+            match = _LEADING_VARIABLE.match(path.removeprefix(collection)) if path.startswith(collection) else None
+            if match is None:
+                continue
+            parameters = {**outer, match.group(1): "$response.body#/id"}
+            for operation in operations.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                    "description": f"The created object's `id` is `{match.group(1)}` of {path}.",
+                }
+        if links:
+            success["links"] = links
+
+
 def build_document(index: ProtoIndex, version: str) -> Schema:
     """The OpenAPI document of every RPC with an HTTP binding in the index."""
+    if f".{STATUS}" not in index.messages:
+        raise ValueError(f"the descriptor set lacks {STATUS}, the error body: add google/rpc/status.proto to it")
     builder = SchemaBuilder(index)
     builder.message_component(f".{STATUS}")
     paths: dict[str, Schema] = {}
@@ -493,6 +531,7 @@ def build_document(index: ProtoIndex, version: str) -> Schema:
             raise ValueError(f"{rpc.binding.verb.upper()} {path} is bound twice ({rpc.grpc_name})")
         paths.setdefault(path, {})[rpc.binding.verb] = operation
         tags[rpc.service.proto.name] = {"name": rpc.service.proto.name, "description": index.comment(rpc.service)}
+    add_links(paths, builder.components)
     error = {"application/json": {"schema": ref(f".{STATUS}")}}
     return {
         "openapi": OPENAPI_VERSION,

@@ -17,6 +17,7 @@ from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
+from services.common.request_text import RequestTextInterceptor
 from services.common.revocations import RevocationView
 
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
             MetricsInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(verifier, app.revocations, app.public_methods),
+            RequestTextInterceptor(),
         ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
