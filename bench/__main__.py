@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import create, listing, memory
+from bench import create, dispatch, engines, fanout, listing, memory
 from bench.context import BenchContext, RunSize
 from bench.harness import BenchStack
 from bench.load import wrk_available
@@ -22,7 +22,10 @@ Section = Callable[[BenchContext], Awaitable[list[Figure]]]
 SECTIONS: dict[str, Section] = {
     "memory": memory.run,
     "create": create.run,
+    "dispatch": dispatch.run,
+    "fanout": fanout.run,
     "listing": listing.run,
+    "engines": engines.run,
 }
 
 

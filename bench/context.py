@@ -20,6 +20,7 @@ class RunSize:
     fanout_events: int
     stored_jobs: int
     list_samples: int
+    engine_runs: int
 
     @classmethod
     def full(cls) -> RunSize:
@@ -32,6 +33,7 @@ class RunSize:
             fanout_events=20,
             stored_jobs=1_000_000,
             list_samples=200,
+            engine_runs=2,
         )
 
     @classmethod
@@ -45,6 +47,7 @@ class RunSize:
             fanout_events=5,
             stored_jobs=100_000,
             list_samples=50,
+            engine_runs=1,
         )
 
 

@@ -34,6 +34,9 @@ SERVICE_ENV = {
     "AIORCH_ARGON2_PARALLELISM": "1",
     "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "3600",
     "AIORCH_LOG_LEVEL": "WARNING",
+    # Bench workers take TTS only, with slots enough that dispatch never waits for a free one.
+    "AIORCH_WORKER_TYPES": "TTS",
+    "AIORCH_WORKER_CONCURRENCY": "8",
 }
 
 

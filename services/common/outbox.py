@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -102,6 +104,7 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch
         self._wake = asyncio.Event()
+        self._measured_at = -math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
         self._service = table.schema or table.name
         OUTBOX_PUBLISHED.labels(self._service)  # the series exists (at 0) before the first publish
@@ -116,9 +119,9 @@ class OutboxRelay:
             rows = session.execute(select(self._table).order_by(self._table.c.id).limit(self._batch))
             return [_Row(r.id, r.subject, r.msg_id, r.payload, r.created_at) for r in rows]
 
-    def _delete(self, row_id: int) -> None:
+    def _delete(self, row_ids: list[int]) -> None:
         with self._db.transaction() as session:
-            session.execute(delete(self._table).where(self._table.c.id == row_id))
+            session.execute(delete(self._table).where(self._table.c.id.in_(row_ids)))
 
     def _backlog(self) -> tuple[int, datetime | None]:
         with self._db.transaction() as session:
@@ -136,20 +139,33 @@ class OutboxRelay:
         return count
 
     async def _measure_quietly(self) -> None:
+        # At most once per poll interval: under load the relay wakes on every commit, and a count per
+        # wake would cost the database as much as the publishing itself.
+        now = time.monotonic()
+        if now - self._measured_at < self._poll:
+            return
+        self._measured_at = now
         try:
             await self.measure()
         except Exception as exc:  # the gauges keep their last value; the relay's own loop reports faults
             log.debug("outbox backlog not measured", error=str(exc))
 
     async def drain_once(self) -> int:
-        """Publish what is pending now; returns how many rows went out. Stops at the first failure."""
-        sent = 0
-        for row in await asyncio.to_thread(self._pending):
-            await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
-            await asyncio.to_thread(self._delete, row.id)
-            OUTBOX_PUBLISHED.labels(self._service).inc()
-            sent += 1
-        return sent
+        """Publish what is pending now; returns how many rows went out. Stops at the first failure.
+
+        Published rows are deleted together, once per batch (also when a publish fails midway): a relay
+        that dies before the delete publishes them again, and JetStream drops the repeats by Nats-Msg-Id.
+        """
+        published: list[int] = []
+        try:
+            for row in await asyncio.to_thread(self._pending):
+                await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
+                published.append(row.id)
+                OUTBOX_PUBLISHED.labels(self._service).inc()
+        finally:
+            if published:
+                await asyncio.to_thread(self._delete, published)
+        return len(published)
 
     async def run(self) -> None:
         """Forever: publish pending rows; on a NATS or database fault wait and try again."""

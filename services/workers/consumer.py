@@ -74,7 +74,9 @@ class TypeConsumer:
                     await asyncio.wait({*self.in_flight, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
-                    messages = await self._sub.fetch(batch=free, timeout=FETCH_TIMEOUT_SECONDS)
+                    # One at a time: nats-py holds a batch fetch open until the batch fills or the timeout
+                    # passes, so a worker with free slots would sit on a job it already has for up to a second.
+                    messages = await self._sub.fetch(batch=1, timeout=FETCH_TIMEOUT_SECONDS)
                 except (nats.errors.TimeoutError, TimeoutError):
                     # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
                     continue

@@ -6,8 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import create_engine, select
 
 from services.common.errors import InvalidArgument
 from services.common.keyset import SortKey
@@ -53,6 +52,6 @@ def test_a_token_with_a_bad_key_is_refused_when_read() -> None:
 def test_newest_first_pages_continue_below_the_last_row() -> None:
     key = SortKey(Job.created_at, Job.id, descending=True)
     statement = key.order(key.after(select(Job), (datetime.now(UTC).isoformat(), str(uuid.uuid4()))))
-    sql = str(statement.compile(dialect=postgresql.dialect()))
+    sql = str(statement.compile(dialect=create_engine("postgresql+psycopg2://").dialect))
     assert "(jobs.jobs.created_at, jobs.jobs.id) < (" in sql
     assert sql.endswith("ORDER BY jobs.jobs.created_at DESC, jobs.jobs.id DESC")
