@@ -14,7 +14,7 @@ BUF_VERSION := 1.75.0
 BUF := build/buf/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help venv gen run test test-fast lint fmt clean images api-docs console
+.PHONY: help venv gen run test test-fast lint fmt clean images api-docs console web
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -95,13 +95,15 @@ build/web/console/index.html: $(CONSOLE_GEN) $(CONSOLE_FILES)
 
 console: build/web/console/index.html ## Build the web console into build/web/console/ (served at /console/)
 
-run: gen ## Start the whole platform locally in the foreground (Ctrl-C stops it)
+web: console api-docs ## Build every browser file the gateway serves (console, API docs)
+
+run: gen web ## Start the whole platform locally in the foreground (Ctrl-C stops it)
 	$(BIN)/aiorch dev up
 
-test: gen lint ## Install what is missing, lint, and run the whole test suite
+test: gen web lint ## Install what is missing, lint, and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: gen ## Run the tests without linting
+test-fast: gen web ## Run the tests without linting
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(BUF):
