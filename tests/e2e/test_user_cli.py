@@ -20,8 +20,8 @@ import pytest
 from aiorch.auth.v1 import tokens_pb2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.devstack.stack import Endpoints
-from tests.support import Accounts, User, forge
+from services.devstack.stack import Endpoints, LocalStack
+from tests.support import Accounts, User, forge, long_text
 from tests.word_error_rate import word_error_rate
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
@@ -74,6 +74,18 @@ class Cli:
             code = child.wait(timeout)
         os.close(controller)
         return code, screen.decode(errors="replace")
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start `aiorch ARGS` in the background, its stdout a pipe."""
+        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
+        return subprocess.Popen(
+            [AIORCH, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def login(self, user: User) -> subprocess.CompletedProcess[str]:
         """`aiorch login USER --password-stdin`."""
@@ -275,6 +287,41 @@ def test_an_expired_access_token_is_refreshed_and_the_new_pair_saved(
     # The old refresh token is spent: the rotated pair is the only one that works now.
     with pytest.raises(grpc.RpcError):
         accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=before["refresh"]))
+
+
+def test_commands_refreshing_at_once_share_one_rotation(cli: Cli, editor: User, stack: Endpoints) -> None:
+    # Both find the token expired; without the store's lock both would spend the same refresh token,
+    # and the server would answer the reuse by revoking the session.
+    expired = forge(
+        stack.private_key, {"sub": editor.id, "role": "editor"}, issued=datetime.now(UTC) - timedelta(hours=1)
+    )
+    cli.store(access=expired)
+    racers = [cli.start("whoami", "--output", "json") for _ in range(3)]
+    for racer in racers:
+        _, err = racer.communicate(timeout=60)
+        assert racer.returncode == 0, err
+    assert cli("projects", "list").returncode == 0
+
+
+def test_a_watch_survives_a_jobs_service_restart(cli: Cli, editor: User, local_stack: LocalStack) -> None:
+    project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
+    job = cli.json("jobs", "submit", "tts", "-p", project["id"], "--text", long_text())
+    watcher = cli.start("jobs", "watch", job["id"], "--output", "json")
+    assert watcher.stdout is not None
+    first = json.loads(watcher.stdout.readline())
+    assert first["job"]["id"] == job["id"]
+    assert first["job"]["status"] in ("PENDING", "RUNNING")
+
+    assert watcher.poll() is None
+    local_stack.supervisor.stop("jobs")
+    local_stack.supervisor.restart("jobs")
+    rest, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, err
+    assert "reconnecting" in err
+    updates = [first, *(json.loads(line) for line in rest.splitlines())]
+    assert updates[-1]["job"]["status"] == "COMPLETED"
+    versions = [int(u["version"]) for u in updates]
+    assert versions == sorted(set(versions))
 
 
 def test_a_refused_access_token_is_refreshed_once(cli: Cli, editor: User, stack: Endpoints) -> None:

@@ -19,24 +19,27 @@ if TYPE_CHECKING:
 
 # What `jobs watch` exits with for each final state.
 FINAL_STATES = {"COMPLETED": ExitCode.OK, "FAILED": ExitCode.ERROR, "CANCELLED": ExitCode.CANCELLED}
-# The server ends a stream with these when a replica shuts down or the client fell behind; the
-# documented answer is to reconnect (the current state comes again).
-RECONNECT_CODES = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
-MAX_RECONNECTS = 5
+# The server ends a stream with UNAVAILABLE when a replica shuts down and RESOURCE_EXHAUSTED when the
+# client fell behind; the documented answer is to reconnect (the current state comes again). Through
+# the gateway, a replica that dies mid-stream can also surface as INTERNAL or UNKNOWN (a reset stream).
+RECONNECT_CODES = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN")
+# How long to keep reconnecting since the last update: long enough for a service restart.
+RECONNECT_WINDOW_SECONDS = 60.0
 
 
 def follow(session: Session, job_id: str, timeout: float | None = None) -> Iterator[jobs_pb2.JobUpdate]:
-    """Every update of one job until it reaches a final state, reconnecting (a few times) when the
-    server ends the stream early; updates older than one already seen are dropped."""
+    """Every update of one job until it reaches a final state, reconnecting for a while when the server
+    ends an open stream early; updates older than one already seen are dropped."""
     import grpc  # noqa: PLC0415 - keeps `aiorch --help` fast
     from aiorch.jobs.v1 import jobs_pb2  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout if timeout else None
-    seen_version, reconnects = -1, 0
+    seen_version, attempt, last_update = -1, 0, time.monotonic()
     while True:
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
         try:
             for update in session.stream(session.jobs.WatchJob, jobs_pb2.WatchJobRequest(id=job_id), remaining):
+                attempt, last_update = 0, time.monotonic()
                 if update.version <= seen_version:
                     continue
                 seen_version = update.version
@@ -44,10 +47,13 @@ def follow(session: Session, job_id: str, timeout: float | None = None) -> Itera
             return
         except grpc.RpcError as exc:
             # Only a stream that was open is resumed; a server that never answered is an error now.
-            if seen_version < 0 or exc.code().name not in RECONNECT_CODES or reconnects >= MAX_RECONNECTS:
+            given_up = time.monotonic() - last_update > RECONNECT_WINDOW_SECONDS
+            if seen_version < 0 or exc.code().name not in RECONNECT_CODES or given_up:
                 raise
-            reconnects += 1
-            time.sleep(min(0.25 * 2**reconnects, 4.0))
+            attempt += 1
+            if attempt == 1:
+                typer.echo(f"the watch stream ended early ({exc.code().name}); reconnecting", err=True)
+            time.sleep(min(0.25 * 2**attempt, 2.0))
 
 
 def outcome(job: jobs_pb2.Job) -> ExitCode:
