@@ -105,6 +105,18 @@ def test_gateway_image_renders_its_config_and_runs_envoy() -> None:
     assert (IMAGES / "gateway-entrypoint.sh").stat().st_mode & 0o111, "the entry point must be executable"
 
 
+def test_gateway_image_serves_the_console_it_builds_from_the_lock_file() -> None:
+    dockerfile = Dockerfile.read(IMAGES / "gateway.Dockerfile")
+    console = next(stage for stage in dockerfile.stages if stage[0].endswith(" AS console"))
+    assert any(line.startswith("RUN npm ci ") for line in console), "the lock file decides what is installed"
+    assert any("buf generate" in line and "npm run build" in line for line in console)
+    static_sites = [line for line in dockerfile.final if "AIORCH_GATEWAY_STATIC_SITES=" in line]
+    assert static_sites and "AIORCH_GATEWAY_STATIC_SITES=/=/srv/web" in static_sites[0]
+    # Vite writes build/web/console (web/console/vite.config.ts); the gateway serves /srv/web at /.
+    assert 'outDir: "../../build/web/console"' in (ROOT / "web/console/vite.config.ts").read_text()
+    assert "COPY --from=console /src/build/web/console /srv/web/console" in dockerfile.final
+
+
 def _pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
