@@ -155,6 +155,15 @@ def test_login_keeps_a_private_session_that_whoami_uses(cli: Cli, accounts: Acco
     assert (me["id"], me["username"], me["role"]) == (user.id, user.username, "editor")
 
 
+def test_logging_in_again_ends_the_replaced_session(cli: Cli, editor: User, accounts: Accounts) -> None:
+    replaced = cli.stored()["refresh"]
+    assert cli.login(editor).returncode == 0
+    with pytest.raises(grpc.RpcError) as refused:
+        accounts.tokens.RefreshToken(tokens_pb2.RefreshTokenRequest(refresh=replaced))
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert cli("whoami").returncode == 0
+
+
 def test_a_wrong_password_exits_3_and_stores_nothing(cli: Cli, accounts: Accounts) -> None:
     user = accounts.create("viewer")
     refused = cli("login", user.username, "--password-stdin", stdin="not the password\n")

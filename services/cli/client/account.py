@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.cli.client.errors import CliError, ExitCode, reported
 from services.cli.client.options import DEFAULT_SERVER, OutputOption, ServerOption
 from services.cli.client.output import OutputFormat, print_done, print_record
+
+if TYPE_CHECKING:
+    from services.cli.client.session import Session
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -44,12 +47,16 @@ def login(
             username = str(typer.prompt("Username"))
         password = _read_password(password_stdin)
         store = CredentialStore()
+        previous = store.get(server)
         with Session(server, store, Credentials(username, "", "")) as session:
             pair = session.tokens.ObtainToken(
                 tokens_pb2.ObtainTokenRequest(username=username, password=password), timeout=CALL_TIMEOUT_SECONDS
             )
             session.credentials = Credentials(username, pair.access, pair.refresh)
             store.put(server, session.credentials)
+            if previous is not None:
+                # The file keeps one session per server: the replaced one should not stay valid unseen.
+                _revoke(session, previous.refresh)
             me = session.unary(session.profiles.GetProfile, profiles_pb2.GetProfileRequest(id="me"))
         if output is OutputFormat.JSON:
             print_record(me, output)
@@ -57,13 +64,25 @@ def login(
             typer.echo(f"logged in to {server} as {me.username} ({me.role})")
 
 
-def logout(server: ServerOption = DEFAULT_SERVER, output: OutputOption = OutputFormat.TABLE) -> None:
-    """End the session: the server revokes the refresh token, and the stored tokens are removed."""
+def _revoke(session: Session, refresh: str) -> None:
+    """Revoke a refresh token's session on the server (`TokenService.RevokeToken`)."""
     import grpc  # noqa: PLC0415
     from aiorch.auth.v1 import tokens_pb2  # noqa: PLC0415
 
+    from services.cli.client.session import CALL_TIMEOUT_SECONDS  # noqa: PLC0415
+
+    try:
+        session.tokens.RevokeToken(tokens_pb2.RevokeTokenRequest(refresh=refresh), timeout=CALL_TIMEOUT_SECONDS)
+    except grpc.RpcError as exc:
+        # An expired or already revoked session is over anyway.
+        if exc.code() is not grpc.StatusCode.UNAUTHENTICATED:
+            raise
+
+
+def logout(server: ServerOption = DEFAULT_SERVER, output: OutputOption = OutputFormat.TABLE) -> None:
+    """End the session: the server revokes the refresh token, and the stored tokens are removed."""
     from services.cli.client.credentials import CredentialStore  # noqa: PLC0415
-    from services.cli.client.session import CALL_TIMEOUT_SECONDS, Session  # noqa: PLC0415
+    from services.cli.client.session import Session  # noqa: PLC0415
 
     with reported():
         store = CredentialStore()
@@ -72,14 +91,7 @@ def logout(server: ServerOption = DEFAULT_SERVER, output: OutputOption = OutputF
             print_done(f"not logged in to {server}", {"server": server, "logged_out": False}, output)
             return
         with Session(server, store, stored) as session:
-            try:
-                session.tokens.RevokeToken(
-                    tokens_pb2.RevokeTokenRequest(refresh=stored.refresh), timeout=CALL_TIMEOUT_SECONDS
-                )
-            except grpc.RpcError as exc:
-                # An expired or already revoked session is over anyway; forget it all the same.
-                if exc.code() is not grpc.StatusCode.UNAUTHENTICATED:
-                    raise
+            _revoke(session, stored.refresh)
         store.remove(server)
         print_done(f"logged out of {server}", {"server": server, "logged_out": True}, output)
 
