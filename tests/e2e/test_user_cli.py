@@ -277,6 +277,23 @@ def test_errors_have_fixed_exit_codes_and_say_why(cli: Cli, editor: User, accoun
     assert "unavailable" in unreachable.stderr
 
 
+def test_an_owner_shares_a_project_with_a_member(cli: Cli, editor: User, accounts: Accounts) -> None:
+    project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
+    viewer = accounts.create("viewer")
+    viewer_cli = Cli(cli.server, cli.config_dir.parent / "member")
+    assert viewer_cli.login(viewer).returncode == 0
+    assert viewer_cli("projects", "get", project["id"]).returncode == 5
+
+    added = cli.json("projects", "members", "add", project["id"], viewer.id, "--role", "viewer")
+    assert (added["user_id"], added["role"]) == (viewer.id, "viewer")
+    assert [m["user_id"] for m in cli.json("projects", "members", "list", project["id"])["members"]] == [viewer.id]
+    assert viewer_cli.json("projects", "get", project["id"])["id"] == project["id"]
+    assert viewer_cli("projects", "update", project["id"], "--name", "mine now").returncode == 6
+
+    assert cli("projects", "members", "remove", project["id"], viewer.id).returncode == 0
+    assert viewer_cli("projects", "get", project["id"]).returncode == 5
+
+
 def test_an_expired_access_token_is_refreshed_and_the_new_pair_saved(
     cli: Cli, editor: User, stack: Endpoints, accounts: Accounts
 ) -> None:
