@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from aiorch.auth.v1 import tokens_pb2
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import STEP_TIMEOUT_MS
 from tests.support import Accounts, User, long_text, make_project, tts_job, unique, wait_for
@@ -73,11 +73,11 @@ def test_editor_submits_tts_and_plays_the_result_from_live_progress(
     log_in(page, console_url, editor)
     project_name = unique("console-project")
     page.get_by_label("Name", exact=True).fill(project_name)
-    page.get_by_role("button", name="Create project").click()
+    with page.expect_response(lambda response: response.url.endswith(LIST_JOBS)):
+        page.get_by_role("button", name="Create project").click()
     expect(page.get_by_role("heading", name=project_name)).to_be_visible()
 
     # When a TTS job is submitted, with every request and every progress value recorded
-    page.wait_for_load_state("networkidle")
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.evaluate(RECORD_PROGRESS)
@@ -126,9 +126,8 @@ def test_an_uploaded_recording_is_transcribed_and_the_transcript_shown(
     log_in(page, console_url, editor)
     page.get_by_role("button", name=project["name"]).click()
     page.locator("#job-type").select_option(label="Speech to text (STT)")
-    page.locator("#input-file").set_input_files(
-        files=[{"name": "fox.wav", "mimeType": "audio/wav", "buffer": recording}]
-    )
+    fox: FilePayload = {"name": "fox.wav", "mimeType": "audio/wav", "buffer": recording}
+    page.locator("#input-file").set_input_files(files=fox)
     uploads: list[str] = []
     page.on("request", lambda request: uploads.append(request.url) if "/api/files/" in request.url else None)
     page.get_by_role("button", name="Submit job").click()
@@ -139,6 +138,28 @@ def test_an_uploaded_recording_is_transcribed_and_the_transcript_shown(
     expect(panel.get_by_role("figure", name="Transcript")).to_contain_text(FOX, timeout=STEP_TIMEOUT_MS)
     expect(panel.get_by_role("link", name="Download transcript.srt")).to_be_visible()
     assert len(uploads) == 1, uploads
+
+
+def test_a_job_submitted_elsewhere_appears_in_the_list_and_finishes_live(
+    page: Page, console_url: str, accounts: Accounts, http: httpx.Client
+) -> None:
+    # Given an editor looking at a project's (empty) job list
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    log_in(page, console_url, editor)
+    with page.expect_response(lambda response: response.url.endswith(LIST_JOBS)):
+        page.get_by_role("button", name=project["name"]).click()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+
+    # When a job is created over REST (as a script or the CLI would)
+    job = tts_job(http, editor, project["id"], "Made elsewhere.", name="from-a-script")
+
+    # Then it appears in the list and reaches COMPLETED there from the WatchJobs stream, without a reload
+    row = page.locator(f"tr[data-job-id='{job['id']}']")
+    expect(row.locator(".state")).to_have_text("COMPLETED", timeout=60_000)
+    expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    assert grpc_calls(requests, LIST_JOBS) == 0 and grpc_calls(requests, GET_JOB) == 0, requests
 
 
 def test_a_refused_access_token_is_refreshed_transparently(

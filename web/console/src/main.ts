@@ -17,7 +17,12 @@ mountNotice(root);
 Object.assign(window, { aiorch: { profiles, projects, jobs, results } });
 window.addEventListener("unhandledrejection", (event) => notifyError(event.reason));
 
+// The console on screen, whose streams must end when it goes.
+let current: ConsoleView | null = null;
+
 function showLogin(): void {
+  current?.close();
+  current = null;
   replace(page, loginView(showConsole));
 }
 
@@ -29,6 +34,7 @@ function showConsole(profile: Profile): void {
       notify("Logged out.");
     });
   });
+  current = view;
   replace(page, view.element);
 }
 

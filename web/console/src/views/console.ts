@@ -7,9 +7,11 @@ import type { Profile } from "../gen/aiorch/auth/v1/profiles_pb";
 import type { Job } from "../gen/aiorch/jobs/v1/jobs_pb";
 import { JobState, JobType } from "../gen/aiorch/jobs/v1/types_pb";
 import type { Project } from "../gen/aiorch/projects/v1/projects_pb";
+import { describeError } from "../errors";
 import { stateName, typeName, when } from "../format";
 import { JOB_TYPES } from "../jobTypes";
 import { clearNotice, notify, notifyError } from "../notice";
+import { follow } from "../streams";
 import { jobForm } from "./jobForm";
 import { JobPanel } from "./jobPanel";
 import { progressBar, setProgress } from "./progress";
@@ -26,6 +28,7 @@ export class ConsoleView {
   private readonly panelSlot = h("div", { class: "panel-slot" });
   private readonly rows = new Map<string, HTMLTableRowElement>();
   private panel: JobPanel | null = null;
+  private listWatch = new AbortController();
 
   constructor(profile: Profile, onLogOut: () => void) {
     this.canWrite = profile.role !== "viewer";
@@ -109,6 +112,8 @@ export class ConsoleView {
   private selectProject(project: Project): void {
     clearNotice();
     this.closePanel();
+    this.listWatch.abort();
+    this.listWatch = new AbortController();
     const type = h(
       "select",
       { id: "filter-type", name: "type" },
@@ -182,12 +187,31 @@ export class ConsoleView {
       ),
       this.canWrite
         ? jobForm(project.id, (job) => {
-            table.prepend(this.row(job));
+            // The list's live stream may have shown it already.
+            if (!this.rows.has(job.id)) table.prepend(this.row(job));
             this.openJob(job);
           })
         : null,
     );
     void load(true);
+    // A job the list does not show that changed and now matches the filters: new (created here, by the CLI
+    // or by a colleague), or one that just reached the state filtered on.
+    const matches = (job: Job) =>
+      [JobType.JOB_TYPE_UNSPECIFIED, job.type].includes(Number(type.value)) &&
+      [JobState.JOB_STATE_UNSPECIFIED, job.status].includes(Number(status.value)) &&
+      job.name.toLowerCase().includes(search.value.trim().toLowerCase());
+    void this.watchList(project.id, this.listWatch.signal, (job) => {
+      if (this.rows.has(job.id)) this.updateRow(job);
+      else if (matches(job)) table.prepend(this.row(job));
+    });
+  }
+
+  /** Keeps the list live over the WatchJobs stream (one per project on screen, no polling). */
+  private async watchList(projectId: string, signal: AbortSignal, onJob: (job: Job) => void): Promise<void> {
+    const error = await follow(() => jobs.watchJobs({ projectId }, { signal }), signal, (update) => {
+      if (update.job) onJob(update.job);
+    });
+    if (error) notify(`Live updates of the list stopped (${describeError(error)}); select the project again.`, "error");
   }
 
   private row(job: Job): HTMLTableRowElement {
@@ -221,6 +245,12 @@ export class ConsoleView {
     this.closePanel();
     this.panel = new JobPanel(job, this.canWrite, (changed) => this.updateRow(changed));
     replace(this.panelSlot, this.panel.element);
+  }
+
+  /** Ends the live streams (on log out). */
+  close(): void {
+    this.listWatch.abort();
+    this.closePanel();
   }
 
   private closePanel(): void {

@@ -1,12 +1,12 @@
 // One job, live: its state, a progress bar and a log tail fed by the WatchJob gRPC-web server stream (no
 // polling), cancel, and the result once it has completed.
-import { Code, ConnectError } from "@connectrpc/connect";
-import { jobs, session } from "../client";
+import { jobs } from "../client";
 import { append, h, replace } from "../dom";
 import type { Job, JobUpdate } from "../gen/aiorch/jobs/v1/jobs_pb";
 import { JobState } from "../gen/aiorch/jobs/v1/types_pb";
 import { isFinal, stateName, typeName, when } from "../format";
 import { notify, notifyError } from "../notice";
+import { follow } from "../streams";
 import { progressBar, setProgress } from "./progress";
 import { resultView } from "./result";
 
@@ -50,29 +50,9 @@ export class JobPanel {
   }
 
   private async watch(): Promise<void> {
-    // One retry: a token the server refused (revoked, or mangled in storage) is refreshed and the stream reopened.
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      try {
-        for await (const update of jobs.watchJob({ id: this.job.id }, { signal: this.closed.signal })) {
-          this.apply(update);
-        }
-        return;
-      } catch (error) {
-        if (this.closed.signal.aborted) return;
-        const code = ConnectError.from(error).code;
-        if (code === Code.Unauthenticated && attempt === 0) {
-          try {
-            await session.refresh();
-            continue;
-          } catch (refreshError) {
-            notifyError(refreshError);
-            return;
-          }
-        }
-        notifyError(error);
-        return;
-      }
-    }
+    const signal = this.closed.signal;
+    const error = await follow(() => jobs.watchJob({ id: this.job.id }, { signal }), signal, (update) => this.apply(update));
+    if (error) notifyError(error);
   }
 
   private apply(update: JobUpdate): void {
