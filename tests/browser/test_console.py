@@ -236,6 +236,16 @@ def test_a_viewer_sees_no_write_controls_and_a_forged_write_is_refused(
         http.post(f"/api/jobs/{job['id']}/cancel/", json={}, headers=editor.headers)
 
 
+def test_a_wrong_password_gets_a_clear_message(page: Page, console_url: str, accounts: Accounts) -> None:
+    viewer = accounts.create("viewer")
+    page.goto(console_url)
+    page.get_by_label("Username").fill(viewer.username)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#notice")).to_have_text(re.compile(r"^Not authenticated: \S"))
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
 def test_an_expired_session_sends_the_user_back_to_log_in_with_a_message(
     page: Page, console_url: str, accounts: Accounts
 ) -> None:

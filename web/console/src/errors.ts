@@ -4,7 +4,7 @@ import { SessionExpired } from "./session";
 
 const PREFIXES: Partial<Record<Code, string>> = {
   [Code.PermissionDenied]: "Permission denied",
-  [Code.Unauthenticated]: "Not signed in",
+  [Code.Unauthenticated]: "Not authenticated",
   [Code.InvalidArgument]: "Invalid input",
   [Code.NotFound]: "Not found",
   [Code.AlreadyExists]: "Already exists",
@@ -13,6 +13,8 @@ const PREFIXES: Partial<Record<Code, string>> = {
   [Code.Unavailable]: "The server is unavailable, try again",
   [Code.DeadlineExceeded]: "The server took too long",
   [Code.Internal]: "Server error",
+  // What fetch reports when the gateway cannot be reached at all.
+  [Code.Unknown]: "Something went wrong",
 };
 
 /** A clear message for an error from a call, a refresh or the browser. */
