@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 import uuid
 import wave
 from dataclasses import dataclass
@@ -37,10 +39,9 @@ class Cli:
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `aiorch ARGS` and return what happened."""
-        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
         return subprocess.run(
             [AIORCH, *args],
-            env=env,
+            env=self.env,
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
@@ -54,33 +55,39 @@ class Cli:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the command runs with."""
+        return {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
+
     def in_terminal(self, *args: str, timeout: float = 60) -> tuple[int, str]:
         """Run `aiorch ARGS` with a pseudo-terminal as stdout, as in an interactive shell: exit code, screen text."""
-        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
         controller, terminal = pty.openpty()
+        deadline = time.monotonic() + timeout
+        screen = bytearray()
         with subprocess.Popen(
-            [AIORCH, *args], env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
+            [AIORCH, *args], env=self.env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
         ) as child:
             os.close(terminal)
-            screen = bytearray()
-            while True:
+            while time.monotonic() < deadline:
+                if not select.select([controller], [], [], 1.0)[0]:
+                    continue
                 try:
                     data = os.read(controller, 65536)
-                except OSError:  # EIO: the child closed its end
+                except OSError:  # EIO: the child closed the terminal
                     break
                 if not data:
                     break
                 screen += data
-            code = child.wait(timeout)
+            code = child.wait(max(deadline - time.monotonic(), 1.0))
         os.close(controller)
         return code, screen.decode(errors="replace")
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """Start `aiorch ARGS` in the background, its stdout a pipe."""
-        env = {**os.environ, "AIORCH_SERVER": self.server, "AIORCH_CONFIG_DIR": str(self.config_dir)}
         return subprocess.Popen(
             [AIORCH, *args],
-            env=env,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
