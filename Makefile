@@ -14,23 +14,24 @@ BUF_VERSION := 1.75.0
 BUF := build/buf/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help venv gen run test test-fast lint fmt clean images api-docs console web
+.PHONY: help venv gen run test test-fast lint fmt clean images api-docs console web bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # Debian packages: Apertium and its English-Spanish pair (dubbing's translation), Prometheus
 # (promtool checks the alert rules; the observability test scrapes the local stack with it), and Chromium
-# (the console's browser tests drive it with Playwright; no browser is ever downloaded).
+# (the console's browser tests drive it with Playwright; no browser is ever downloaded), and wrk (the
+# benchmarks' HTTP load generator).
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
 	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null \
-		&& command -v chromium >/dev/null; then :; \
+		&& command -v chromium >/dev/null && command -v wrk >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			apertium apertium-eng-spa prometheus chromium; \
-	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus and chromium (sudo apt-get install ...)"; exit 1; fi
+			apertium apertium-eng-spa prometheus chromium wrk; \
+	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus, chromium and wrk (sudo apt-get install ...)"; exit 1; fi
 	touch $@
 
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)
@@ -102,6 +103,9 @@ run: gen web ## Start the whole platform locally in the foreground (Ctrl-C stops
 
 test: gen web lint ## Install what is missing, lint, and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: gen ## Start a local stack, run every benchmark, print one table (BENCH_ARGS=--quick for a short run)
+	$(PY) -m bench $(BENCH_ARGS)
 
 test-fast: gen web ## Run the tests without linting
 	$(PY) -m pytest $(PYTEST_ARGS)

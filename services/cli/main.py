@@ -83,7 +83,7 @@ def serve(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVI
     import importlib  # noqa: PLC0415
 
     from services.common.logging import configure_logging  # noqa: PLC0415
-    from services.common.server import run_service  # noqa: PLC0415
+    from services.common.server import run_on_uvloop, run_service  # noqa: PLC0415
 
     if service not in SERVICE_MODULES:
         _fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
@@ -94,7 +94,7 @@ def serve(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVI
     async def main() -> None:
         await run_service(await module.build_app(settings), settings)
 
-    asyncio.run(main())
+    run_on_uvloop(main())
 
 
 @app.command()

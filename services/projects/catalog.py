@@ -301,8 +301,16 @@ class ProjectCatalog:
         except ValueError:
             return Access.NONE
         with self._db.transaction() as session:
-            found = self._access(session, caller, parsed)
-            return found[1] if found else Access.NONE
+            # One query for the owner and the caller's membership: the jobs service asks on every call.
+            row = session.execute(
+                select(Project.owner_id, Member.role)
+                .outerjoin(Member, (Member.project_id == Project.id) & (Member.user_id == caller.user_id))
+                .where(Project.id == parsed)
+            ).first()
+        if row is None:
+            return Access.NONE
+        owner_id, role = row.tuple()
+        return access_for(caller.role, caller.user_id, owner_id, MemberRole(role) if role else None)
 
     @staticmethod
     def _access(
