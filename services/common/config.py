@@ -154,6 +154,15 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
     worker_input_allow_networks: str = Field(
         default="", description="CIDRs that input_url may reach although private or loopback (tests, intranets)."
     )
+    worker_input_max_pixels: int = Field(
+        default=40_000_000, ge=1, description="Largest input image (width x height), read from its header."
+    )
+    worker_input_max_seconds: float = Field(
+        default=4 * 3600.0, gt=0, description="Longest audio or video input, read from its container header."
+    )
+    worker_input_max_seconds_by_type: str = Field(
+        default="", description="Per-type input duration limits, e.g. `VOICE_CLONING=600,STT=7200`."
+    )
     worker_engines: str = Field(
         default="", description="Engines replacing the CPU ones, e.g. `STT=mycompany.engines:GpuWhisper`."
     )

@@ -11,10 +11,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Engine, create_engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from services.common.errors import Unavailable
+from services.common.errors import InvalidArgument, Unavailable
+
+# psycopg2 refuses to send a string holding NUL: PostgreSQL text cannot store it.
+_NUL_REFUSED = "cannot contain NUL"
 
 
 def utcnow() -> datetime:
@@ -54,6 +57,13 @@ class Database:
                 yield session
         except OperationalError as exc:
             raise Unavailable("the database is unavailable, try again") from exc
+        except DataError as exc:
+            # A value the column cannot hold (out of range, malformed) is the caller's input, not our fault.
+            raise InvalidArgument("a value is out of range or malformed for where it is stored") from exc
+        except ValueError as exc:
+            if _NUL_REFUSED in str(exc):
+                raise InvalidArgument("text may not contain NUL (0x00) characters") from exc
+            raise
 
     def dispose(self) -> None:
         """Close every pooled connection."""

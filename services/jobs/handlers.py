@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC
 from typing import Any
 
 from aiorch.jobs.v1 import (
@@ -19,7 +18,7 @@ from aiorch.jobs.v1 import (
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
-from services.common.convert import to_timestamp
+from services.common.convert import from_timestamp, to_timestamp
 from services.common.errors import InvalidArgument
 from services.common.identity import Caller
 from services.common.interceptors import current_caller
@@ -37,11 +36,21 @@ Context = Any
 
 
 def _type_name(value: int) -> str:
-    return "" if value == types_pb2.JOB_TYPE_UNSPECIFIED else types_pb2.JobType.Name(value)  # type: ignore[arg-type]
+    return _enum_name(types_pb2.JobType, value, "job type")
 
 
 def _state_name(value: int) -> str:
-    return "" if value == types_pb2.JOB_STATE_UNSPECIFIED else types_pb2.JobState.Name(value)  # type: ignore[arg-type]
+    return _enum_name(types_pb2.JobState, value, "job state")
+
+
+def _enum_name(enum: Any, value: int, what: str) -> str:
+    """The name of an enum value, "" for unspecified (0); proto3 enums are open, so a client may send any number."""
+    if value == 0:
+        return ""
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        raise InvalidArgument(f"{what} {value} is not one of {', '.join(enum.keys()[1:])}") from None
 
 
 def _optional(message: Any, field: str) -> Any:
@@ -88,8 +97,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             project_id=request.project_id,
             type=_type_name(request.type),
             status=_state_name(request.status),
-            created_after=request.created_after.ToDatetime(tzinfo=UTC) if request.HasField("created_after") else None,
-            created_before=request.created_before.ToDatetime(tzinfo=UTC)
+            created_after=from_timestamp(request.created_after, "created_after")
+            if request.HasField("created_after")
+            else None,
+            created_before=from_timestamp(request.created_before, "created_before")
             if request.HasField("created_before")
             else None,
             search=request.search,

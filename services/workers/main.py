@@ -15,6 +15,7 @@ from services.common.metrics import serve_metrics
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
 from services.workers.engines.registry import ENGINES, create_engine, parse_engine_overrides, parse_job_types
+from services.workers.input_limits import InputLimits
 from services.workers.inputs import UrlPolicy, parse_networks
 from services.workers.runtime import JobRunner, RuntimeConfig
 from services.workers.timelimit import parse_time_limits
@@ -41,6 +42,12 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
             max_bytes=settings.worker_input_max_bytes,
             timeout_seconds=settings.worker_input_timeout_seconds,
             allow_networks=parse_networks(settings.worker_input_allow_networks),
+        ),
+        input_limits=InputLimits(
+            max_pixels=settings.worker_input_max_pixels,
+            max_seconds=settings.worker_input_max_seconds,
+            # Same TYPE=SECONDS form as the time limits.
+            max_seconds_by_type=parse_time_limits(settings.worker_input_max_seconds_by_type),
         ),
     )
 

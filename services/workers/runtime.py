@@ -28,6 +28,7 @@ from services.workers.dispatch import BadDispatch, Dispatch
 from services.workers.engines.base import BadInput, Cancelled, Engine, EngineResult
 from services.workers.events import EventPublisher, EventPublishError
 from services.workers.heartbeat import Heartbeat, heartbeat_interval
+from services.workers.input_limits import InputLimits, check_media_limits
 from services.workers.inputs import UrlPolicy, gather_inputs
 from services.workers.outcomes import (
     CancelledByRequest,
@@ -60,6 +61,7 @@ class RuntimeConfig:
     default_time_limit: float
     url_policy: UrlPolicy
     time_limits: dict[str, float] = field(default_factory=dict)
+    input_limits: InputLimits = field(default_factory=InputLimits)
     stop_grace_seconds: float = STOP_GRACE_SECONDS
 
 
@@ -151,6 +153,8 @@ class JobRunner:
             inputs = await gather_inputs(
                 self._store, job.input_keys, job.input_url, work / "in", self._config.url_policy
             )
+            # Bombs (huge images, hours of audio) are refused from their headers, before an engine decodes them.
+            await asyncio.to_thread(check_media_limits, job.job_type, inputs, self._config.input_limits)
             output_dir = work / "out"
             output_dir.mkdir()
             result = await self._run_engine(engine, params, inputs, output_dir, events, stop)

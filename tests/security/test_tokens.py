@@ -80,7 +80,9 @@ def issued_in_the_future(stack: Endpoints, accounts: Accounts) -> str:
 def without_a_session(stack: Endpoints, accounts: Accounts) -> str:
     claims = jwt.decode(accounts.admin.access, options={"verify_signature": False})
     del claims["fam"]  # correctly signed, but no token family that a logout could revoke
-    return jwt.encode(claims, load_pem_private_key(stack.private_key.read_bytes(), None), algorithm="EdDSA")
+    key = load_pem_private_key(stack.private_key.read_bytes(), None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return jwt.encode(claims, key, algorithm="EdDSA")
 
 
 def wrong_issuer(stack: Endpoints, accounts: Accounts) -> str:

@@ -1,4 +1,10 @@
-"""Input URLs: what may be fetched, and the fetch itself against a server on this machine."""
+"""Input URLs: what may be fetched, and the fetch itself against a server on this machine.
+
+Private, loopback, link-local and other non-public addresses, redirects to them, non-http schemes and
+a host whose name resolves differently on a second look (DNS rebinding) are all refused; the allow-list
+opens loopback for the tests. The name is resolved once, every address is checked, and the connection
+goes to the checked address.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,23 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from services.common.blobs import LocalBlobStore
+from services.workers import inputs
 from services.workers.engines.base import BadInput
-from services.workers.inputs import UrlPolicy, check_url, fetch_url, gather_inputs, parse_networks, refusal
+from services.workers.inputs import (
+    IPAddress,
+    UrlPolicy,
+    check_url,
+    fetch_url,
+    gather_inputs,
+    parse_networks,
+    refusal,
+)
+from tests.security.conftest import Figures
 
 LOOPBACK = parse_networks("127.0.0.0/8")
 BODY = b"RIFF....WAVEfake audio" * 100
@@ -71,12 +88,19 @@ def test_a_malformed_allow_list_names_the_bad_entry() -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        port = cast("ThreadingHTTPServer", self.server).server_port
         routes = {
             "/audio.wav": (200, {}, BODY),
             "/missing": (404, {}, b""),
             "/hop": (302, {"Location": "/audio.wav"}, b""),
             "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data"}, b""),
             "/loop": (302, {"Location": "/loop"}, b""),
+            "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+            "/to-other-loopback": (
+                302,
+                {"Location": f"http://127.0.0.2:{port}/a"},
+                b"",
+            ),
         }
         status, headers, body = routes.get(self.path, (404, {}, b""))
         self.send_response(status)
@@ -146,3 +170,75 @@ def test_blob_inputs_are_downloaded_in_order_and_a_missing_one_is_bad_input(tmp_
     assert [p.read_bytes() for p in paths] == [b"first"]
     with pytest.raises(BadInput, match="inputs/none is not in the blob store"):
         asyncio.run(gather_inputs(store, ["inputs/none"], "", tmp_path / "in2", policy))
+
+
+def test_redirects_to_other_schemes_and_unlisted_addresses_are_refused(server: str, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="scheme 'file' is not allowed"):
+        fetch(f"{server}/to-file", tmp_path)
+    with pytest.raises(BadInput, match=re.escape("loopback address 127.0.0.2")):
+        fetch(f"{server}/to-other-loopback", tmp_path, allow="127.0.0.1/32")
+
+
+class _Rebinder:
+    """A resolver hook: the first look gives `first`, every later look gives `later`."""
+
+    def __init__(self, first: list[str], later: list[str]) -> None:
+        self.first = [ipaddress.ip_address(a) for a in first]
+        self.later = [ipaddress.ip_address(a) for a in later]
+        self.looks = 0
+
+    async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        self.looks += 1
+        return self.first if self.looks == 1 else self.later
+
+
+def _port(server: str) -> str:
+    return server.rsplit(":", 1)[1]
+
+
+def test_a_rebinding_host_is_fetched_from_the_address_that_was_checked(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
+    # Given a name that first resolves to the allowed loopback server, then to a private address
+    rebinder = _Rebinder(first=["127.0.0.1"], later=["10.0.0.1"])
+    monkeypatch.setattr(inputs, "resolve", rebinder)
+    # When it is fetched (the name exists nowhere else: only a pinned connection can reach the server)
+    path = fetch(f"http://rebind.test:{_port(server)}/audio.wav", tmp_path, allow="127.0.0.1/32")
+    # Then the name was looked up once and the bytes came from the checked address
+    assert path.read_bytes() == BODY
+    assert rebinder.looks == 1
+    figures.add("DNS rebinding: 1 lookup per URL, connection pinned to the checked address")
+
+
+def test_a_host_with_any_refused_address_is_refused(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "resolve", _Rebinder(first=["93.184.216.34", "10.0.0.1"], later=["93.184.216.34"]))
+    with pytest.raises(BadInput, match=re.escape("private address 10.0.0.1")):
+        fetch(f"http://mixed.test:{_port(server)}/audio.wav", tmp_path, allow="")
+
+
+def test_a_host_that_rebinds_to_a_public_address_later_is_still_refused_now(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rebinder = _Rebinder(first=["169.254.169.254"], later=["93.184.216.34"])
+    monkeypatch.setattr(inputs, "resolve", rebinder)
+    with pytest.raises(BadInput, match="link-local"):
+        fetch(f"http://metadata.test:{_port(server)}/audio.wav", tmp_path, allow="")
+    assert rebinder.looks == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",  # 127.0.0.1 as one decimal number
+        "http://0x7f.0.0.1/",
+        "http://[::ffff:7f00:1]/",
+        "http://0.0.0.0/",
+        "http://[fd00::1]/",
+        "http://localhost/",
+    ],
+)
+def test_disguised_internal_addresses_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(BadInput):
+        fetch(url, tmp_path, allow="")
