@@ -438,8 +438,8 @@ def _success_response(builder: SchemaBuilder, rpc: Rpc) -> Schema:
     output = rpc.method.output_type
     if output == HTTP_BODY:
         return {
-            "description": "The raw bytes; `Content-Type` is the file's media type.",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The raw bytes; `Content-Type` is the file's media type (e.g. `audio/x-wav`).",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         }
     schema = builder.message_component(output)
     if rpc.method.server_streaming:
