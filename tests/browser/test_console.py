@@ -5,8 +5,10 @@ Everything runs against the session stack through the gateway, which serves the 
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,8 @@ BLOB_URL = re.compile(r"^blob:")
 NOT_FINAL = re.compile(r"^(PENDING|RUNNING)")
 PERMISSION_DENIED_MESSAGE = re.compile(r"^Permission denied: ")
 # Whisper tiny.en may mishear a word of the synthetic speech ("fog stumps"); the rest is stable.
+# A portrait photograph shipped in scikit-image's wheel (the AI-stories engine's tests use it too).
+PORTRAIT = Path(str(importlib.resources.files("skimage.data") / "astronaut.png"))
 FOX = re.compile("quick brown .* lazy dog", re.IGNORECASE)
 # A TTS text of a few sentences: spoken in parts, so the worker reports progress more than once.
 SPEECH = " ".join(f"Sentence {i} of the console test is spoken clearly." for i in range(12))
@@ -36,20 +40,21 @@ RECORD_PROGRESS = """() => {
     if (bar && window.progressSeen.at(-1) !== value) window.progressSeen.push(value);
   }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow']});
 }"""
-# Plays the audio element muted; resolves with its duration and where playback got to (within 5 s).
-PLAY_AUDIO = """async () => {
-  const audio = document.querySelector('.result audio');
-  if (audio.readyState < 1) await new Promise((resolve, reject) => {
-    audio.addEventListener('loadedmetadata', resolve, {once: true});
-    audio.addEventListener('error', () => reject(new Error('audio error ' + audio.error?.code)), {once: true});
+# Plays the result's audio or video element muted; resolves with its duration and where playback got to
+# (within 5 s).
+PLAY_MEDIA = """async (selector) => {
+  const media = document.querySelector(selector);
+  if (media.readyState < 1) await new Promise((resolve, reject) => {
+    media.addEventListener('loadedmetadata', resolve, {once: true});
+    media.addEventListener('error', () => reject(new Error('media error ' + media.error?.code)), {once: true});
   });
-  audio.muted = true;
-  await audio.play();
-  // The audio clock starts after the output device opens, which takes a moment on a busy machine.
-  for (let waited = 0; audio.currentTime === 0 && waited < 5000; waited += 100) {
+  media.muted = true;
+  await media.play();
+  // The media clock starts after the output device opens, which takes a moment on a busy machine.
+  for (let waited = 0; media.currentTime === 0 && waited < 5000; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return {duration: audio.duration, currentTime: audio.currentTime};
+  return {duration: media.duration, currentTime: media.currentTime};
 }"""
 
 
@@ -98,7 +103,7 @@ def test_editor_submits_tts_and_plays_the_result_from_live_progress(
 
     # And the result plays in the page's audio element
     expect(panel.locator(".result audio")).to_have_attribute("src", BLOB_URL, timeout=15_000)
-    playback: dict[str, float] = page.evaluate(PLAY_AUDIO)
+    playback: dict[str, float] = page.evaluate(PLAY_MEDIA, ".result audio")
     assert playback["duration"] > 1.0, playback
     assert playback["currentTime"] > 0, playback
     expect(panel.get_by_role("link", name="Download speech.wav")).to_be_visible()
@@ -138,6 +143,31 @@ def test_an_uploaded_recording_is_transcribed_and_the_transcript_shown(
     expect(panel.get_by_role("figure", name="Transcript")).to_contain_text(FOX, timeout=STEP_TIMEOUT_MS)
     expect(panel.get_by_role("link", name="Download transcript.srt")).to_be_visible()
     assert len(uploads) == 1, uploads
+
+
+def test_a_story_from_an_uploaded_portrait_plays_in_the_video_player(
+    page: Page, console_url: str, accounts: Accounts, http: httpx.Client
+) -> None:
+    # Given an editor on a project in the console
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    log_in(page, console_url, editor)
+    page.get_by_role("button", name=project["name"]).click()
+
+    # When an AI story is submitted with a portrait uploaded from the page
+    page.locator("#job-type").select_option(label="AI story (talking head from a portrait) (AI_STORIES)")
+    page.get_by_label("Script", exact=True).fill("Hello there.")
+    portrait: FilePayload = {"name": "astronaut.png", "mimeType": "image/png", "buffer": PORTRAIT.read_bytes()}
+    page.locator("#input-file").set_input_files(files=portrait)
+    page.get_by_role("button", name="Submit job").click()
+
+    # Then the finished video plays in the page's video element
+    panel = page.locator(".job-panel")
+    expect(panel.locator(".status")).to_have_attribute("data-state", "COMPLETED", timeout=90_000)
+    expect(panel.locator(".result video")).to_have_attribute("src", BLOB_URL)
+    playback: dict[str, float] = page.evaluate(PLAY_MEDIA, ".result video")
+    assert playback["duration"] > 0.5, playback  # "Hello there." is spoken in about 0.7 s
+    assert playback["currentTime"] > 0, playback
 
 
 def test_a_job_submitted_elsewhere_appears_in_the_list_and_finishes_live(

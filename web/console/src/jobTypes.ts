@@ -73,7 +73,7 @@ export const JOB_TYPES: JobTypeSpec[] = [
   },
   {
     type: JobType.AI_STORIES,
-    label: "AI story (talking head)",
+    label: "AI story (talking head from a portrait)",
     params: "aiStories",
     accept: "image/*",
     fields: [
