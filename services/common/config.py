@@ -132,6 +132,17 @@ class JobsSettings(ServiceSettings, BlobStoreSettings):
     watch_queue_size: int = Field(
         default=256, ge=1, description="Updates buffered per watcher; a watcher that falls further behind is ended."
     )
+    watch_write_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long one watch-stream write may wait for a client that does not read."
+    )
+    reaper_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the reaper looks for RUNNING jobs past their worker's deadline."
+    )
+    reaper_grace_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long past its time limit a RUNNING job may stay silent before it is failed as abandoned.",
+    )
 
 
 class WorkerSettings(ProcessSettings, BlobStoreSettings):

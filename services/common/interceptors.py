@@ -8,6 +8,7 @@ what makes the caller context variable visible to the handler).
 from __future__ import annotations
 
 import contextvars
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -67,7 +68,12 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
 
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with around(call, context):
-                async for response in inner_stream(request, context):
+                responses = inner_stream(request, context)
+                if inspect.isawaitable(responses):
+                    # The handler writes with context.write itself (to bound how long a write may wait).
+                    await responses
+                    return
+                async for response in responses:
                     yield response
 
         factory = (

@@ -21,6 +21,7 @@ from services.jobs.intake import EventIntake
 from services.jobs.models import OUTBOX
 from services.jobs.projects_client import ProjectsClient
 from services.jobs.queue_metrics import QueueMetrics
+from services.jobs.reaper import JobReaper, events_applied_until
 from services.jobs.results import ResultBook
 from services.jobs.watch import ChangeBroadcaster, WatchHub
 
@@ -43,6 +44,14 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     intake = EventIntake(db, js, broadcast)
     cleanup = ProjectCleanup(db, js, book, broadcast, relay.wake)
     queues = QueueMetrics(js)
+    reaper = JobReaper(
+        db,
+        broadcast,
+        relay.wake,
+        functools.partial(events_applied_until, js),
+        settings.reaper_interval_seconds,
+        settings.reaper_grace_seconds,
+    )
 
     async def listen() -> None:
         await hub.listen(nc)
@@ -58,7 +67,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
         servicers=[
             Servicer(
                 "aiorch.jobs.v1.JobService",
-                JobServicer(book, hub, projects),
+                JobServicer(book, hub, projects, settings.watch_write_timeout_seconds),
                 jobs_pb2_grpc.add_JobServiceServicer_to_server,
             ),
             Servicer(
@@ -73,7 +82,15 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             ),
         ],
         revocations=revocations,
-        background=[functools.partial(revocations.run, js), relay.run, intake.run, cleanup.run, listen, queues.run],
+        background=[
+            functools.partial(revocations.run, js),
+            relay.run,
+            intake.run,
+            cleanup.run,
+            listen,
+            queues.run,
+            reaper.run,
+        ],
         on_shutdown=[close],
         on_drain=[hub.shutdown],
     )

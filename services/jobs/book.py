@@ -429,7 +429,7 @@ class JobBook:
                 job.attempt += 1
                 job.status = JobState.PENDING.value
                 job.progress, job.message, job.error, job.worker_id = 0, "", "", ""
-                job.started_at = job.finished_at = None
+                job.started_at = job.finished_at = job.deadline_at = None
                 job.cancel_requested = False
                 job.last_delivery = job.last_sequence = 0
                 input_file = session.get(File, job.input_file_id) if job.input_file_id else None

@@ -22,6 +22,7 @@ from services.common.convert import from_timestamp, to_timestamp
 from services.common.errors import InvalidArgument
 from services.common.identity import Caller
 from services.common.interceptors import current_caller
+from services.common.streams import TimedStreamWriter
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
 from services.jobs.convert import file_message, job_message, result_message, update_message
 from services.jobs.files import FileBook, UploadHeader
@@ -67,10 +68,11 @@ def _normalized(job_id: str) -> str:
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     """Jobs, progress and watch streams."""
 
-    def __init__(self, book: JobBook, hub: WatchHub, projects: ProjectsClient) -> None:
+    def __init__(self, book: JobBook, hub: WatchHub, projects: ProjectsClient, write_timeout: float) -> None:
         self._book = book
         self._hub = hub
         self._projects = projects
+        self._write_timeout = write_timeout
 
     async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Context) -> jobs_pb2.Job:
         new = NewJob(
@@ -140,14 +142,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> results_pb2.JobResult:
         return result_message(await self._book.result_of(current_caller(), request.id))
 
-    async def WatchJob(self, request: jobs_pb2.WatchJobRequest, context: Context) -> AsyncIterator[jobs_pb2.JobUpdate]:
+    # The watch streams write with context.write (each write has a time limit, see TimedStreamWriter); grpc.aio
+    # takes such a coroutine for a server stream, the generated stubs know only iterators.
+    async def WatchJob(self, request: jobs_pb2.WatchJobRequest, context: Context) -> None:  # type: ignore[override]
         caller = current_caller()
+        stream = TimedStreamWriter(context, self._write_timeout)
         # Open before reading the snapshot: a change between the two is buffered, not lost.
         watcher = self._hub.open(_normalized(request.id))
         WATCH_STREAMS.labels("job").inc()
         try:
             view = await self._book.get(caller, request.id)
-            yield update_message(view, await self._book.recent_logs(view.id, view.attempt))
+            await stream.write(update_message(view, await self._book.recent_logs(view.id, view.attempt)))
             last = view.version
             if view.status.final:
                 return
@@ -155,17 +160,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 if update.version <= last:
                     continue
                 last = update.version
-                yield update
+                await stream.write(update)
                 if JobState(types_pb2.JobState.Name(update.job.status)).final:
                     return
         finally:
             self._hub.close(watcher)
             WATCH_STREAMS.labels("job").dec()
 
-    async def WatchJobs(
-        self, request: jobs_pb2.WatchJobsRequest, context: Context
-    ) -> AsyncIterator[jobs_pb2.JobUpdate]:
+    async def WatchJobs(self, request: jobs_pb2.WatchJobsRequest, context: Context) -> None:  # type: ignore[override]
         caller = current_caller()
+        stream = TimedStreamWriter(context, self._write_timeout)
         watcher = self._hub.open(None)
         WATCH_STREAMS.labels("jobs").inc()
         # Headers now: an SSE client through the gateway sees the stream open before the first change.
@@ -180,7 +184,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 for view in page.jobs:
                     visible[str(view.project_id)] = True
                     last[str(view.id)] = view.version
-                    yield update_message(view, [])
+                    await stream.write(update_message(view, []))
             async for update in watcher.updates():
                 job = update.job
                 if request.project_id and job.project_id != _normalized(request.project_id):
@@ -192,7 +196,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 if not visible[job.project_id]:
                     continue
                 last[job.id] = update.version
-                yield update
+                await stream.write(update)
         finally:
             self._hub.close(watcher)
             WATCH_STREAMS.labels("jobs").dec()

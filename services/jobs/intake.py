@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiorch.jobs.v1 import events_pb2
 from google.protobuf import json_format
@@ -113,6 +113,10 @@ class EventIntake:
                 job.started_at = now
                 if before is JobState.PENDING:
                     QUEUE_WAIT.labels(job.type).observe((now - job.created_at).total_seconds())
+            if kind is EventKind.STARTED:
+                # The worker's deadline for this delivery: the reaper's sign that a silent job is abandoned.
+                limit = event.started.time_limit_seconds
+                job.deadline_at = now + timedelta(seconds=limit) if limit > 0 else None
             lines = _record(session, job, kind, event, now)
             job.status = verdict.status.value
             job.progress = verdict.progress

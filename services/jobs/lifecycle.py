@@ -6,6 +6,7 @@ Pure functions over plain values, so the rules are tested without a database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -101,6 +102,16 @@ def judge(job: JobFacts, event: EventFacts) -> Verdict:
     elif event.kind is EventKind.CANCELLED:
         status = JobState.CANCELLED
     return Verdict(True, status, progress, new_delivery=new_delivery)
+
+
+def abandoned(status: JobState, deadline: datetime | None, now: datetime, grace: timedelta) -> bool:
+    """True for a RUNNING job whose worker's deadline passed more than `grace` ago: that worker is gone.
+
+    A live worker stops the job at its deadline and reports the outcome within seconds, and a
+    redelivery to another worker moves the deadline; so silence past deadline + grace means nobody
+    runs the job. A job whose worker reported no time limit has no deadline and is never judged so.
+    """
+    return status is JobState.RUNNING and deadline is not None and now > deadline + grace
 
 
 def may_cancel(status: JobState) -> bool:

@@ -19,6 +19,9 @@ RUN_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 WATCH_STREAMS = Gauge("aiorch_watch_streams_active", "Open watch streams.", ["kind"])
+JOBS_REAPED = Counter(
+    "aiorch_jobs_reaped_total", "RUNNING jobs failed by the reaper because their worker was gone.", ["type"]
+)
 EVENTS_APPLIED = Counter("aiorch_job_events_total", "Worker events received, by kind and outcome.", ["kind", "outcome"])
 
 # Set by services/jobs/queue_metrics.py from JetStream's view of each type's dispatch consumer. Every

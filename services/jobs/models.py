@@ -41,6 +41,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_project_created", "project_id", "created_at"),
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
+        # The reaper's scan: running jobs by their worker's deadline.
+        Index("ix_jobs_running_deadline", "deadline_at", postgresql_where="status = 'RUNNING'"),
         # One job per (owner, client request id): a repeated create returns the first.
         Index(
             "uq_jobs_owner_request",
@@ -81,6 +83,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+    # When the worker of the current delivery stops it (start + the time limit it reported); past this plus a
+    # grace, with no outcome, the worker is gone and the reaper fails the job.
+    deadline_at: Mapped[datetime | None]
 class JobAttempt(Base):
     """History: how an earlier attempt of a retried job ended."""
 

@@ -77,11 +77,16 @@ class WatchHub:
         for watcher in list(self._watchers):
             if watcher.job_id is not None and watcher.job_id != update.job.id:
                 continue
+            if watcher.overflowed:
+                continue
             try:
                 watcher.queue.put_nowait(update)
             except asyncio.QueueFull:
-                # Bounded memory: a client that does not read is ended instead of buffered forever.
+                # Bounded memory: a client that does not read is ended instead of buffered forever. Its
+                # stream ends anyway, so what it has not read is dropped now, not when its write times out.
                 watcher.overflowed = True
+                _empty(watcher.queue)
+                watcher.queue.put_nowait(None)
 
     async def listen(self, nc: NatsClient) -> None:
         """Subscribe to every replica's broadcasts (runs until cancelled)."""
@@ -97,6 +102,11 @@ class WatchHub:
             await asyncio.Event().wait()
         finally:
             await subscription.unsubscribe()
+
+
+def _empty(queue: asyncio.Queue[jobs_pb2.JobUpdate | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
 
 
 class ChangeBroadcaster:

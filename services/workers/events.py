@@ -52,9 +52,9 @@ class EventPublisher:
         """The number of the last event published."""
         return self._sequence
 
-    async def started(self) -> None:
-        """The worker took the job."""
-        await self._publish(started=events_pb2.JobStarted())
+    async def started(self, time_limit_seconds: float = 0.0) -> None:
+        """The worker took the job and will stop it after `time_limit_seconds` (0 = not told)."""
+        await self._publish(started=events_pb2.JobStarted(time_limit_seconds=time_limit_seconds))
 
     async def progress(self, percent: int, message: str = "") -> None:
         """Progress moved (clamped to 0-100)."""

@@ -122,10 +122,11 @@ class JobRunner:
             return gave_up
         if await self._cancels.requested(job.job_id, job.attempt):
             return CancelledByRequest()
-        await events.started()
+        time_limit = time_limit_for(job.job_type, self._config.time_limits, self._config.default_time_limit)
+        # The jobs service learns the limit, so it can fail the job if this worker dies and none takes over.
+        await events.started(time_limit)
         if delivery == 1:
             metrics.observe_queue_wait(job.job_type, job.created_at, datetime.now(UTC))
-        time_limit = time_limit_for(job.job_type, self._config.time_limits, self._config.default_time_limit)
         stop = StopFlag()
         self._running.add(stop)
         try:
