@@ -10,4 +10,8 @@ export default defineConfig({
     // Envoy answers each file as one direct response; keep the bundle in a few files.
     chunkSizeWarningLimit: 1024,
   },
+  // `npm run dev` (live reload at http://localhost:5173/console/) sends the API calls to `make run`'s gateway.
+  server: {
+    proxy: { "^/(aiorch\\.|api/)": "http://localhost:8080" },
+  },
 });
