@@ -137,4 +137,4 @@ images: ## Build the container images (needs docker or podman)
 	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/gateway.Dockerfile -t $(IMAGE_REGISTRY)/aiorch-gateway:$(IMAGE_TAG) .
 
 clean: ## Remove generated code and build outputs (keeps .venv and .state)
-	rm -rf gen build
+	rm -rf gen build web/console/src/gen
