@@ -208,6 +208,11 @@ def test_a_voice_variant_is_appended_to_the_language() -> None:
         voice_name("en", "../x")
 
 
+def test_an_unknown_voice_variant_is_bad_input_not_the_plain_voice(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="en\\+nosuchvoice"):
+        speak(tmp_path, text=SENTENCE, voice="nosuchvoice")
+
+
 def test_text_is_split_at_sentences_and_long_ones_cut_under_the_limit() -> None:
     long_sentence = "word " * 200
 

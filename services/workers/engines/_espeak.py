@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import espeakng_loader
 
@@ -27,6 +29,12 @@ DEFAULT_PITCH = 50  # 0-100
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 _lock = threading.Lock()
+
+
+@functools.cache
+def _variants() -> frozenset[str]:
+    """The voice variants (`m3`, `f3`, `klatt`, ...) in the shipped espeak-ng-data."""
+    return frozenset(p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir())
 
 
 class VoiceNotFound(LookupError):
@@ -86,8 +94,12 @@ class Espeak:
 
     def has_voice(self, name: str) -> bool:
         """Whether espeak-ng knows a voice name such as "en", "fr" or "en+f3"."""
+        language, _, variant = name.partition("+")
+        # espeak-ng accepts an unknown variant and silently speaks the plain language voice instead.
+        if variant and variant not in _variants():
+            return False
         with _lock:
-            return bool(self._lib.espeak_SetVoiceByName(name.encode()) == _EE_OK)
+            return bool(self._lib.espeak_SetVoiceByName(language.encode()) == _EE_OK)
 
     def synthesize(
         self, text: str, voice: str, rate: int = DEFAULT_RATE, pitch: int = DEFAULT_PITCH
