@@ -59,7 +59,9 @@ def _number(value: float) -> str:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    return f"{value:.2f}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
 
 
 HEADER = ("section", "figure", "value", "unit", "baseline (same run)", "ratio", "target", "verdict")
