@@ -51,6 +51,9 @@ class Job(Base):
             unique=True,
             postgresql_where="client_request_id IS NOT NULL",
         ),
+        # Keyset pages of job lists (newest first by default): by project and status, and over all jobs.
+        Index("ix_jobs_project_status_created", "project_id", "status", "created_at", "id"),
+        Index("ix_jobs_created", "created_at", "id"),
         {"schema": SCHEMA},
     )
 
