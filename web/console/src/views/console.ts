@@ -156,7 +156,8 @@ export class ConsoleView {
           status: Number(status.value),
           search: search.value.trim(),
         });
-        for (const job of page.jobs) append(table, this.row(job));
+        // The live stream starts with the list and may have shown a job already, as fresh as this page or more.
+        for (const job of page.jobs) if (!this.rows.has(job.id)) append(table, this.row(job));
         pageToken = page.nextPageToken;
         more.hidden = pageToken === "";
       } catch (error) {
