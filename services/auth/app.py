@@ -74,7 +74,8 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
     )
 
     async def close() -> None:
-        await nc.drain()
+        # close, not drain: drain raises while the connection is reconnecting (NATS down at shutdown).
+        await nc.close()
         db.dispose()
 
     return ServiceApp(
