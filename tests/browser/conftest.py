@@ -35,9 +35,9 @@ def console_url(local_stack: LocalStack, stack: Endpoints) -> str:
     return f"{stack.gateway_url}/console/"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the session; no browser download (Playwright's own builds are never fetched)."""
+    """One Chromium for the browser tests, closed after them; never downloaded (Debian's build is launched)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium (make browser-deps)")
     with sync_playwright() as playwright:
