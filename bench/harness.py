@@ -138,12 +138,16 @@ class BenchStack:
             )
             pair = tokens.ObtainToken(tokens_pb2.ObtainTokenRequest(username=username, password=PASSWORD))
             self.editor = Account(profile.id, pair.access)
+        self.project_id = self.create_project()
+
+    def create_project(self) -> str:
+        """A new project owned by the editor; its id."""
         with grpc.insecure_channel(self.endpoints.grpc["projects"]) as channel:
             project = projects_pb2_grpc.ProjectServiceStub(channel).CreateProject(
                 projects_pb2.CreateProjectRequest(name=f"bench-{uuid.uuid4().hex[:8]}"),
                 metadata=self.editor.metadata,
             )
-            self.project_id = project.id
+            return project.id
 
     def start_workers(self, count: int) -> list[str]:
         """Start `count` worker processes; their names."""
