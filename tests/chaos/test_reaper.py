@@ -1,0 +1,99 @@
+"""No job stays RUNNING past its time limit: with every worker gone, the reaper fails the job.
+
+The chaos stack's workers stop a TTS attempt after 15 s and the reaper allows 15 s more. Killing every
+worker mid-job leaves nobody to take the job over; the reaper must fail it, and when a worker comes back
+the job's late redelivery must be called off (its cancel flag) without storing a result.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from services.devstack.supervisor import wait_until
+from tests.chaos.conftest import Chaos
+from tests.chaos.figures import figures_for
+from tests.support import long_text, make_project, tts_job, wait_for
+
+TIME_LIMIT_SECONDS = 15
+GRACE_SECONDS = 15
+
+
+def metric(port: int, name: str, labels: str) -> float:
+    """One sample of a process's /metrics, 0 when absent (or while the process is still starting)."""
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return 0.0
+    match = re.search(rf"^{name}\{{{labels}\}} ([0-9.e+]+)$", body, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def results_of(database_url: str, job_id: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT count(*) FROM jobs.results WHERE job_id = :j"), {"j": job_id}
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos: Chaos) -> None:
+    # Given a long TTS job running on a worker
+    editor = chaos.accounts.create("editor")
+    project = make_project(chaos.http, editor)
+    job = tts_job(chaos.http, editor, project["id"], long_text(1400))
+    running = wait_for(chaos.http, editor, job["id"], {"RUNNING"}, timeout=60)
+    workers = [n for n in chaos.stack.supervisor.names() if n.startswith("worker")]
+    jobs_port = chaos.endpoints.metrics["jobs"]
+    reaped_before = metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"')
+    # When every worker dies at once
+    for name in workers:
+        chaos.stack.supervisor.stop(name, signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        # Then the job is failed as abandoned, soon after its time limit and the grace
+        done = wait_for(
+            chaos.http,
+            editor,
+            job["id"],
+            {"COMPLETED", "FAILED", "CANCELLED"},
+            timeout=(TIME_LIMIT_SECONDS + GRACE_SECONDS) * 3,
+        )
+        reaped_after = time.monotonic() - killed_at
+    finally:
+        for name in workers:
+            chaos.stack.supervisor.restart(name)
+    assert done["status"] == "FAILED", done
+    assert done["error"].startswith("abandoned:"), done["error"]
+    assert running["worker_id"] in done["error"]
+    assert metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"') == reaped_before + 1
+
+    # And the redelivery a restarted worker gets is called off, with no result and no change to the job
+    def called_off() -> bool:
+        return any(
+            metric(chaos.endpoints.metrics[name], "aiorch_worker_jobs_total", 'outcome="cancelled",type="TTS"') >= 1
+            for name in workers
+        )
+
+    wait_until(called_off, 30, "a restarted worker to call the redelivery off")
+    after = wait_for(chaos.http, editor, job["id"], {"FAILED"}, timeout=5)
+    assert after["error"] == done["error"]
+    assert results_of(chaos.endpoints.database_url, job["id"]) == 0
+    figures_for("reaper").record(
+        time_limit_s=TIME_LIMIT_SECONDS,
+        grace_s=GRACE_SECONDS,
+        workers_killed=len(workers),
+        reaped_after_kill_s=round(reaped_after, 1),
+        jobs_reaped=1,
+        results=0,
+    )
+    assert reaped_after < TIME_LIMIT_SECONDS + GRACE_SECONDS + 10
