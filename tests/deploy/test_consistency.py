@@ -217,7 +217,11 @@ def test_variables_without_a_usable_default_are_set(target: str) -> None:
         settings = settings_of(c)
         if issubclass(settings, config.ServiceSettings):
             assert "DATABASE_URL" in env, f"{c.name}: DATABASE_URL"
-        reads_nats = settings is config.WorkerSettings or settings in (config.ProjectsSettings, config.JobsSettings)
+        reads_nats = settings is config.WorkerSettings or settings in (
+            config.AuthSettings,
+            config.ProjectsSettings,
+            config.JobsSettings,
+        )
         if reads_nats and c.args[0] in ("serve", "worker"):
             assert "NATS_URL" in env, f"{c.name}: NATS_URL"
     jobs = service_container(docs, "jobs")

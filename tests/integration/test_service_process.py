@@ -50,6 +50,8 @@ def start_auth_replica(stack: Endpoints, supervisor: Supervisor, name: str, **se
         **os.environ,
         **TEST_SERVICE_ENV,
         "DATABASE_URL": stack.database_url,
+        # The auth service announces revoked sessions on NATS and follows them.
+        "NATS_URL": stack.nats_url,
         "AIORCH_GRPC_HOST": "127.0.0.1",
         "AIORCH_GRPC_PORT": str(port),
         "AIORCH_METRICS_PORT": "0",
