@@ -26,7 +26,8 @@ from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from services.devstack.stack import Endpoints
+from services.devstack.stack import Endpoints, LocalStack, _serving
+from services.devstack.supervisor import wait_until
 from tests.security.conftest import Figures
 from tests.support import Accounts, User, forge
 
@@ -257,3 +258,27 @@ def test_a_call_without_a_token_is_unauthenticated(auth_channel: grpc.Channel) -
     with pytest.raises(grpc.RpcError) as err:
         profiles.ListProfiles(profiles_pb2.ListProfilesRequest())
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_restarted_service_still_refuses_a_revoked_token(
+    accounts: Accounts,
+    auth_channel: grpc.Channel,
+    probes: dict[str, Probe],
+    local_stack: LocalStack,
+    stack: Endpoints,
+    figures: Figures,
+) -> None:
+    # Given a session revoked while the projects service runs
+    user = accounts.create("editor")
+    tokens_pb2_grpc.TokenServiceStub(auth_channel).RevokeToken(tokens_pb2.RevokeTokenRequest(refresh=user.refresh))
+    _refused_everywhere_within(probes, user.access, REVOCATION_DEADLINE_SECONDS)
+    # When the service restarts (its view of the revocations starts empty)
+    local_stack.supervisor.stop("projects")
+    started = time.monotonic()
+    local_stack.supervisor.restart("projects")
+    wait_until(lambda: _serving(stack.grpc["projects"]), 60, "the projects service")
+    took = time.monotonic() - started
+    # Then it read the revocations before serving its first call
+    assert _code(probes["projects"], user.access) is grpc.StatusCode.UNAUTHENTICATED
+    _accepted_everywhere(probes, accounts.create("editor").access)
+    figures.add(f"a restarted service refuses the revoked token from its first call (serving after {took:.1f} s)")
