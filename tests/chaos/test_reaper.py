@@ -2,7 +2,8 @@
 
 The chaos stack's workers stop a TTS attempt after 15 s and the reaper allows 15 s more. Killing every
 worker mid-job leaves nobody to take the job over; the reaper must fail it, and when a worker comes back
-the job's late redelivery must be called off (its cancel flag) without storing a result.
+the job's late redelivery must be called off (its cancel flag) without storing a result. A second jobs
+replica runs its own reaper over the same database: the job is failed once, by one of them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.support import long_text, make_project, tts_job, wait_for
 
 TIME_LIMIT_SECONDS = 15
 GRACE_SECONDS = 15
+REPLICA = "jobs-reaper-2"
 
 
 def metric(port: int, name: str, labels: str) -> float:
@@ -46,8 +48,16 @@ def results_of(database_url: str, job_id: str) -> int:
         engine.dispose()
 
 
+def reaps_logged(chaos: Chaos, replica: str, job_id: str) -> int:
+    """How often a jobs replica logged reaping the job (its JSON log lines name the reaped ids)."""
+    log = chaos.stack.state_dir / "logs" / f"{replica}.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return sum(1 for line in lines if "failed abandoned jobs" in line and job_id in line)
+
+
 def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos: Chaos) -> None:
-    # Given a long TTS job running on a worker
+    # Given two jobs replicas, each with its reaper, and a long TTS job running on a worker
+    chaos.stack.start_replica("jobs", REPLICA)
     editor = chaos.accounts.create("editor")
     project = make_project(chaos.http, editor)
     job = tts_job(chaos.http, editor, project["id"], long_text(1400))
@@ -60,7 +70,7 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
         chaos.stack.supervisor.stop(name, signal.SIGKILL)
     killed_at = time.monotonic()
     try:
-        # Then the job is failed as abandoned, soon after its time limit and the grace
+        # Then the job is failed as abandoned, soon after its time limit and the grace, by one of the reapers
         done = wait_for(
             chaos.http,
             editor,
@@ -69,13 +79,17 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
             timeout=(TIME_LIMIT_SECONDS + GRACE_SECONDS) * 3,
         )
         reaped_after = time.monotonic() - killed_at
+        time.sleep(2)  # both reapers pass over the job at least once more, now that it is FAILED
     finally:
+        chaos.stack.supervisor.stop(REPLICA)
         for name in workers:
             chaos.stack.supervisor.restart(name)
     assert done["status"] == "FAILED", done
     assert done["error"].startswith("abandoned:"), done["error"]
     assert running["worker_id"] in done["error"]
-    assert metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"') == reaped_before + 1
+    reaps = {replica: reaps_logged(chaos, replica, job["id"]) for replica in ("jobs", REPLICA)}
+    assert sum(reaps.values()) == 1, reaps
+    assert metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"') == reaped_before + reaps["jobs"]
 
     # And the redelivery a restarted worker gets is called off, with no result and no change to the job
     def called_off() -> bool:
@@ -93,7 +107,8 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
         grace_s=GRACE_SECONDS,
         workers_killed=len(workers),
         reaped_after_kill_s=round(reaped_after, 1),
-        jobs_reaped=1,
+        jobs_replicas=2,
+        reaped_by_replica=reaps,
         results=0,
     )
     assert reaped_after < TIME_LIMIT_SECONDS + GRACE_SECONDS + 10
