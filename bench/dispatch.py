@@ -1,8 +1,8 @@
 """Section `dispatch`: from CreateJob returning to a worker holding the message.
 
 The worker stamps its JobStarted event when it took the message; the bench hears every event on
-NATS and subtracts the moment CreateJob returned (one machine, one clock). Jobs are created two at
-a time with workers' slots free, so the figure is the path's latency, not a queue's.
+NATS and subtracts the moment CreateJob returned (one machine, one clock). At most eight jobs are
+unfinished at a time, under the workers' sixteen slots, so the figure is the path's latency, not a queue's.
 Baselines: raw JetStream publish -> pull-consumer receive, and one raw Postgres insert-and-commit.
 """
 
@@ -28,8 +28,10 @@ from services.common import messaging
 from services.common.db import make_engine
 
 WORKERS = 2
-# Jobs created at once: few enough that the workers' 16 slots never fill (the figure is no queue's wait).
+# Jobs created at once, and jobs created but not finished: under the workers' 16 slots (2 workers x
+# AIORCH_WORKER_CONCURRENCY 8), so the figure is the path's latency, never a queue's wait.
 CREATORS = 2
+IN_FLIGHT = 8
 BASELINE_SAMPLES = 500
 # The issue's target: dispatch p50 within 3x the sum of the raw parts' p50s.
 DISPATCH_FACTOR = 3
@@ -62,13 +64,18 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
     returned: dict[str, float] = {}
     started: dict[str, float] = {}
     all_started = asyncio.Event()
+    # Jobs created and not yet finished stay under the workers' slots, so none waits in the queue.
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def on_event(message: Msg) -> None:
         event = events_pb2.JobEvent.FromString(message.data)
-        if event.WhichOneof("kind") == "started":
+        kind = event.WhichOneof("kind")
+        if kind == "started" and event.job_id not in started:
             started[event.job_id] = event.at.ToNanoseconds() / 1e9
             if len(started) >= jobs:
                 all_started.set()
+        elif kind in ("completed", "failed", "cancelled"):
+            in_flight.release()
 
     nc = await nats.connect(ctx.stack.endpoints.nats_url)
     try:
@@ -80,6 +87,7 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
 
             async def creator() -> None:
                 for _ in remaining:
+                    await asyncio.wait_for(in_flight.acquire(), STARTED_TIMEOUT_SECONDS)
                     job = await stub.CreateJob(request, metadata=ctx.stack.editor.metadata, timeout=30)
                     returned[job.id] = time.time()
 
