@@ -52,7 +52,7 @@ async def _drain_backlog(ctx: BenchContext) -> None:
             await asyncio.sleep(0.2)
     finally:
         engine.dispose()
-    nc = await nats.connect(ctx.stack.endpoints.nats_url)
+    nc = await nats.connect(ctx.stack.endpoints.nats_url, **ctx.stack.endpoints.nats_login("admin"))
     try:
         await nc.jetstream().purge_stream(messaging.DISPATCH_STREAM)
     finally:
@@ -77,7 +77,7 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
         elif kind in ("completed", "failed", "cancelled"):
             in_flight.release()
 
-    nc = await nats.connect(ctx.stack.endpoints.nats_url)
+    nc = await nats.connect(ctx.stack.endpoints.nats_url, **ctx.stack.endpoints.nats_login("admin"))
     try:
         await nc.subscribe(messaging.events_subject("*"), cb=on_event)
         async with aio.insecure_channel(ctx.stack.endpoints.grpc["jobs"]) as channel:
@@ -100,7 +100,7 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
 
 async def jetstream_latencies(ctx: BenchContext, samples: int) -> list[float]:
     """Publish -> receive by a pull consumer already waiting, as a worker waits."""
-    nc = await nats.connect(ctx.stack.endpoints.nats_url)
+    nc = await nats.connect(ctx.stack.endpoints.nats_url, **ctx.stack.endpoints.nats_login("admin"))
     js = nc.jetstream()
     try:
         await js.add_stream(StreamConfig(name=RAW_STREAM, subjects=[RAW_SUBJECT]))

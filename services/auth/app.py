@@ -41,9 +41,12 @@ Settings = AuthSettings
 async def build_app(settings: AuthSettings) -> ServiceApp:
     """Wire the auth service's domain objects, servicers and the relay that announces revocations."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
-    nc = await messaging.connect(settings.nats_url, "auth")
+    nc = await messaging.connect(
+        settings.nats_url, "auth", settings.nats_user, settings.nats_password.get_secret_value()
+    )
     js = nc.jetstream()
-    await messaging.ensure_topology(js, settings.nats_replicas)
+    # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
+    await messaging.ensure_topology(js, settings.nats_replicas, owner="auth")
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
     revocations = RevocationView()
     key = load_signing_key(settings.jwt_private_key_file)

@@ -280,7 +280,7 @@ def queue() -> None:
     from services.common.queues import queue_report  # noqa: PLC0415
 
     try:
-        states = asyncio.run(queue_report(ProcessSettings().nats_url))
+        states = asyncio.run(queue_report(ProcessSettings()))
     except ConnectionError as exc:
         _fail(str(exc))
     typer.echo(f"{'type':<15}{'waiting':>9}{'in flight':>11}{'pulling':>9}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.messaging import REVOCATIONS_MAX_AGE_SECONDS
@@ -21,6 +21,11 @@ class ProcessSettings(BaseSettings):
         validation_alias=AliasChoices("NATS_URL", "AIORCH_NATS_URL"),
         description="NATS server URL(s), comma separated.",
     )
+    nats_user: str = Field(
+        default="",
+        description="NATS user of this component (auth, projects, jobs, workers, admin); empty = anonymous.",
+    )
+    nats_password: SecretStr = Field(default=SecretStr(""), description="Password of the NATS user.")
     nats_replicas: int = Field(
         default=1, ge=1, le=5, description="Replicas of every JetStream stream and bucket (3 on a 3-node cluster)."
     )

@@ -65,14 +65,29 @@ def revocation_subject(family_id: str) -> str:
     return f"$KV.{REVOCATIONS_BUCKET}.{revocation_key(family_id)}"
 
 
-async def connect(url: str, name: str, attempts: int = 60) -> NatsClient:
-    """Connect, retrying the first connection; later disconnects reconnect forever."""
+def inbox_prefix(user: str) -> str:
+    """Where a user's replies arrive: `_INBOX_<user>` (plain `_INBOX` without a user).
+
+    Each component may subscribe to its own inbox prefix only, so no one can listen to the replies that
+    JetStream sends another component (fetched messages, KV reads, acknowledgements).
+    """
+    return f"_INBOX_{user}" if user else "_INBOX"
+
+
+async def connect(url: str, name: str, user: str = "", password: str = "", attempts: int = 60) -> NatsClient:
+    """Connect as `user` (anonymous without one), retrying the first connection; later disconnects reconnect forever.
+
+    A refused login is not retried: wrong credentials do not heal by waiting.
+    """
     last: Exception | None = None
     for _ in range(attempts):
         try:
             return await nats.connect(
                 servers=[u.strip() for u in url.split(",")],
                 name=name,
+                user=user or None,
+                password=password or None,
+                inbox_prefix=inbox_prefix(user),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
@@ -106,9 +121,33 @@ WORK_QUEUES = {
 }
 
 
-async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update every stream and bucket; safe to run from every process at start."""
+def kv_stream(bucket: str) -> str:
+    """The JetStream stream that holds a KV bucket."""
+    return f"KV_{bucket}"
+
+
+# Who creates (and updates) each stream and bucket at its start: the component that writes it. Readers
+# wait for it (wait_for_streams), so the workers need no right to create or change any stream.
+STREAM_OWNERS = {
+    DISPATCH_STREAM: "jobs",
+    EVENTS_STREAM: "jobs",
+    PROJECTS_STREAM: "projects",
+}
+BUCKET_OWNERS = {
+    CANCEL_BUCKET: "jobs",
+    REVOCATIONS_BUCKET: "auth",
+}
+BUCKET_TTL_SECONDS = {
+    CANCEL_BUCKET: 7 * 24 * 3600.0,
+    REVOCATIONS_BUCKET: float(REVOCATIONS_MAX_AGE_SECONDS),
+}
+
+
+async def ensure_topology(js: JetStreamContext, replicas: int = 1, owner: str | None = None) -> None:
+    """Create or update the streams and buckets `owner` writes (every one for None); safe from every replica."""
     for name, subjects in WORK_QUEUES.items():
+        if owner is not None and STREAM_OWNERS[name] != owner:
+            continue
         await _ensure_stream(
             js,
             StreamConfig(
@@ -120,10 +159,24 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
                 num_replicas=replicas,
             ),
         )
-    await _ensure_bucket(js, KeyValueConfig(bucket=CANCEL_BUCKET, ttl=7 * 24 * 3600.0, replicas=replicas))
-    await _ensure_bucket(
-        js, KeyValueConfig(bucket=REVOCATIONS_BUCKET, ttl=float(REVOCATIONS_MAX_AGE_SECONDS), replicas=replicas)
-    )
+    for bucket, ttl in BUCKET_TTL_SECONDS.items():
+        if owner is None or BUCKET_OWNERS[bucket] == owner:
+            await _ensure_bucket(js, KeyValueConfig(bucket=bucket, ttl=ttl, replicas=replicas))
+
+
+async def wait_for_streams(js: JetStreamContext, streams: list[str], timeout: float = 120.0) -> None:
+    """Wait until every stream exists (their owners create them at start, in any order under Kubernetes)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    for stream in streams:
+        while True:
+            try:
+                await js.stream_info(stream)
+                break
+            except NotFoundError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ConnectionError(f"stream {stream} still missing after {timeout:.0f} s") from None
+                log.info("waiting for a stream its owner creates", stream=stream)
+                await asyncio.sleep(1.0)
 
 
 async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:

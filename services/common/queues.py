@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.common import messaging
+from services.common.config import ProcessSettings
 
 JOB_TYPES = ("STT", "TTS", "VOICE_CLONING", "DUBBING", "AI_STORIES")
 
@@ -51,9 +52,11 @@ async def read_queues(js: JetStreamContext, types: Iterable[str] = JOB_TYPES) ->
     return states
 
 
-async def queue_report(nats_url: str) -> dict[str, QueueState]:
-    """Connect, read every type's queue, disconnect (the `aiorch queue` command)."""
-    nc = await messaging.connect(nats_url, "aiorch-cli", attempts=3)
+async def queue_report(settings: ProcessSettings) -> dict[str, QueueState]:
+    """Connect (as the operators' NATS user), read every type's queue, disconnect (the `aiorch queue` command)."""
+    nc = await messaging.connect(
+        settings.nats_url, "aiorch-cli", settings.nats_user, settings.nats_password.get_secret_value(), attempts=3
+    )
     try:
         return await read_queues(nc.jetstream())
     finally:

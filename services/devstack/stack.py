@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -18,6 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.render import GatewayConfig, StaticSite, render, upstream
 from services.auth.keys import generate_key_pair, load_signing_key
+from services.common.messaging import inbox_prefix
+from services.common.nats_permissions import COMPONENTS, render_authorization
 from services.devstack.postgres import start_postgres
 from services.devstack.supervisor import Supervisor, wait_until
 
@@ -77,6 +80,22 @@ class Endpoints:
     blob_dir: Path
     admin_username: str
     admin_password: str | None
+    # NATS password of each component's user (services/common/nats_permissions.py); empty for a NATS
+    # given from outside (StackConfig.nats_url), which the stack connects to as whatever it allows.
+    nats_passwords: dict[str, str] = field(default_factory=dict)
+
+    def nats_env(self, component: str) -> dict[str, str]:
+        """NATS_URL and the credentials of one component's user, as environment variables."""
+        env = {"NATS_URL": self.nats_url}
+        if self.nats_passwords:
+            env |= {"AIORCH_NATS_USER": component, "AIORCH_NATS_PASSWORD": self.nats_passwords[component]}
+        return env
+
+    def nats_login(self, component: str) -> dict[str, str]:
+        """Keyword arguments of nats.connect for one component's user (its own inbox prefix included)."""
+        if not self.nats_passwords:
+            return {}
+        return {"user": component, "password": self.nats_passwords[component], "inbox_prefix": inbox_prefix(component)}
 
 
 class LocalStack:
@@ -88,6 +107,7 @@ class LocalStack:
         logs = self.state_dir / "logs" if config.log_to_files else None
         self.supervisor = Supervisor(logs)
         self.endpoints: Endpoints | None = None
+        self._nats_passwords_in_use: dict[str, str] = {}
 
     def _keys(self) -> tuple[Path, Path, Path]:
         keys = self.state_dir / "keys"
@@ -96,23 +116,45 @@ class LocalStack:
         jwks.write_text(json.dumps({"keys": [key.jwk()]}))
         return private, public, jwks
 
-    def _nats(self) -> str:
+    def _nats_passwords(self) -> dict[str, str]:
+        """One random password per component, kept in the state dir (owner-only) across runs."""
+        path = self.state_dir / "nats-passwords.json"
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        passwords = {c: known.get(c) or secrets.token_urlsafe(24) for c in COMPONENTS}
+        if passwords != known:
+            path.write_text(json.dumps(passwords, indent=2))
+        path.chmod(0o600)
+        return passwords
+
+    def _nats(self) -> tuple[str, dict[str, str]]:
         if self.config.nats_url:
-            return self.config.nats_url
+            return self.config.nats_url, {}
         port = free_port()
         store = self.state_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        self.supervisor.start(
-            "nats",
-            [str(VENV_BIN / "nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)],
+        passwords = self._nats_passwords()
+        config = self.state_dir / "nats.conf"
+        # json.dumps quotes a value as the configuration language expects a string.
+        config.write_text(
+            f"listen: {json.dumps(f'127.0.0.1:{port}')}\n"
+            f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
+            + render_authorization({c: json.dumps(p) for c, p in passwords.items()})
         )
+        config.chmod(0o600)
+        self.supervisor.start("nats", [str(VENV_BIN / "nats-server"), "-c", str(config)])
         wait_until(lambda: _port_open(port), 15, "nats-server")
-        return f"nats://127.0.0.1:{port}"
+        return f"nats://127.0.0.1:{port}", passwords
 
-    def _base_env(self, nats: str, metrics_port: int) -> dict[str, str]:
+    def _nats_env(self, component: str) -> dict[str, str]:
+        if not self._nats_passwords_in_use:
+            return {}
+        return {"AIORCH_NATS_USER": component, "AIORCH_NATS_PASSWORD": self._nats_passwords_in_use[component]}
+
+    def _base_env(self, nats: str, metrics_port: int, component: str) -> dict[str, str]:
         return {
             **os.environ,
             "NATS_URL": nats,
+            **self._nats_env(component),
             "AIORCH_METRICS_PORT": str(metrics_port),
             "AIORCH_BLOB_DIR": str(self.state_dir / "blobs"),
             "AIORCH_SHUTDOWN_GRACE_SECONDS": "3",
@@ -121,7 +163,7 @@ class LocalStack:
 
     def worker_env(self, nats: str, metrics_port: int) -> dict[str, str]:
         """The environment of a worker process."""
-        env = {**self._base_env(nats, metrics_port), **self.config.service_env}
+        env = {**self._base_env(nats, metrics_port, "workers"), **self.config.service_env}
         env.pop("AIORCH_ADMIN_PASSWORD", None)
         return env
 
@@ -144,7 +186,7 @@ class LocalStack:
     def _service_env(self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str) -> dict[str, str]:
         private, public, _ = self._keys_paths
         env = {
-            **self._base_env(nats, metrics_port),
+            **self._base_env(nats, metrics_port, name),
             "DATABASE_URL": db,
             "AIORCH_GRPC_HOST": "127.0.0.1",
             "AIORCH_GRPC_PORT": str(grpc_port),
@@ -172,7 +214,7 @@ class LocalStack:
         database_url = self.config.database_url or start_postgres(
             self.supervisor, self.state_dir / "postgres", free_port(), durable=self.config.durable_postgres
         )
-        nats_url = self._nats()
+        nats_url, self._nats_passwords_in_use = self._nats()
         self._migrate_and_bootstrap(database_url)
         admin_password = self._bootstrap_admin(database_url)
 
@@ -239,6 +281,7 @@ class LocalStack:
             blob_dir=self.state_dir / "blobs",
             admin_username="admin",
             admin_password=admin_password,
+            nats_passwords=self._nats_passwords_in_use,
         )
         return self.endpoints
 
@@ -346,7 +389,12 @@ def _print_summary(ep: Endpoints) -> None:
             for name, addr in ep.grpc.items()
         ),
         f"  PostgreSQL: {ep.database_url}",
-        f"  NATS: {ep.nats_url}",
+        f"  NATS: {ep.nats_url}"
+        + (
+            f"   operator user admin, password in {ep.blob_dir.parent / 'nats-passwords.json'}"
+            if ep.nats_passwords
+            else ""
+        ),
         "",
     ]
     if ep.admin_password:

@@ -31,9 +31,12 @@ Settings = JobsSettings
 async def build_app(settings: JobsSettings) -> ServiceApp:
     """Wire the jobs service: database, NATS, blob store, projects client, background loops."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
-    nc = await messaging.connect(settings.nats_url, "jobs")
+    nc = await messaging.connect(
+        settings.nats_url, "jobs", settings.nats_user, settings.nats_password.get_secret_value()
+    )
     js = nc.jetstream()
-    await messaging.ensure_topology(js, settings.nats_replicas)
+    # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
+    await messaging.ensure_topology(js, settings.nats_replicas, owner="jobs")
     blobs = open_blob_store(settings)
     projects = ProjectsClient(settings.projects_address)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)

@@ -22,9 +22,12 @@ Settings = ProjectsSettings
 async def build_app(settings: ProjectsSettings) -> ServiceApp:
     """Wire the projects service's catalog, servicer and outbox relay."""
     db = Database(make_engine(settings.database_url, settings.db_pool_size))
-    nc = await messaging.connect(settings.nats_url, "projects")
+    nc = await messaging.connect(
+        settings.nats_url, "projects", settings.nats_user, settings.nats_password.get_secret_value()
+    )
     js = nc.jetstream()
-    await messaging.ensure_topology(js, settings.nats_replicas)
+    # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
+    await messaging.ensure_topology(js, settings.nats_replicas, owner="projects")
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
     revocations = RevocationView()
 

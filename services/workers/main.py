@@ -75,10 +75,18 @@ async def run_workers(settings: WorkerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
-    nc = await messaging.connect(settings.nats_url, f"aiorch-worker-{config.worker_id}")
+    nc = await messaging.connect(
+        settings.nats_url,
+        f"aiorch-worker-{config.worker_id}",
+        settings.nats_user,
+        settings.nats_password.get_secret_value(),
+    )
     try:
         js = nc.jetstream()
-        await messaging.ensure_topology(js, settings.nats_replicas)
+        # The jobs service creates these; workers may not create or change streams, so they wait.
+        await messaging.wait_for_streams(
+            js, [messaging.DISPATCH_STREAM, messaging.EVENTS_STREAM, messaging.kv_stream(messaging.CANCEL_BUCKET)]
+        )
         runner = JobRunner(js, CancelFlags(await js.key_value(messaging.CANCEL_BUCKET)), store, engines, config)
         consumers = [
             TypeConsumer(

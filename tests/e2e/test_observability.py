@@ -272,8 +272,11 @@ def test_with_no_worker_the_queue_fills_and_the_no_worker_expression_names_the_t
     assert http.get(f"/api/jobs/{job['id']}/", headers=editor.headers).json()["status"] == "PENDING"
 
 
-async def _queue_without_consumer(nats_url: str, job_type: str) -> QueueState:
-    nc = await messaging.connect(nats_url, "test-observability")
+async def _queue_without_consumer(stack: Endpoints, job_type: str) -> QueueState:
+    admin = stack.nats_env("admin")
+    nc = await messaging.connect(
+        stack.nats_url, "test-observability", admin.get("AIORCH_NATS_USER", ""), admin.get("AIORCH_NATS_PASSWORD", "")
+    )
     js = nc.jetstream()
     subject = messaging.dispatch_subject(job_type)
     try:
@@ -286,5 +289,5 @@ async def _queue_without_consumer(nats_url: str, job_type: str) -> QueueState:
 
 
 def test_a_type_no_worker_ever_consumed_counts_its_messages_in_the_stream(stack: Endpoints) -> None:
-    state = asyncio.run(_queue_without_consumer(stack.nats_url, "NO_SUCH_WORKER"))
+    state = asyncio.run(_queue_without_consumer(stack, "NO_SUCH_WORKER"))
     assert state == QueueState(depth=2, in_flight=0, pulls_waiting=0, consumer_present=False)

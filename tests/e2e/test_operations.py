@@ -12,7 +12,7 @@ import httpx
 import nats
 
 from services.common import messaging
-from services.devstack.stack import LocalStack
+from services.devstack.stack import Endpoints, LocalStack
 from tests.support import Accounts, make_project, tts_job, wait_for
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
@@ -20,12 +20,13 @@ AIORCH = str(Path(sys.executable).parent / "aiorch")
 
 def aiorch(local_stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
     assert local_stack.endpoints is not None
-    env = {**os.environ, "DATABASE_URL": local_stack.endpoints.database_url, "NATS_URL": local_stack.endpoints.nats_url}
+    # The operators' NATS user, as `aiorch queue` runs with in a deployment.
+    env = {**os.environ, "DATABASE_URL": local_stack.endpoints.database_url, **local_stack.endpoints.nats_env("admin")}
     return subprocess.run([AIORCH, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-async def _purge_dispatch_stream(nats_url: str) -> None:
-    nc = await nats.connect(nats_url)
+async def _purge_dispatch_stream(stack: Endpoints) -> None:
+    nc = await nats.connect(stack.nats_url, **stack.nats_login("admin"))
     try:
         await nc.jetstream().purge_stream(messaging.DISPATCH_STREAM)
     finally:
@@ -54,7 +55,7 @@ def test_jobs_lost_by_jetstream_are_requeued_and_finish(
     assert _waiting(report, "TTS") >= 1, report
 
     # The store is lost: the job is PENDING in the database but no worker will ever see it.
-    asyncio.run(_purge_dispatch_stream(local_stack.endpoints.nats_url))
+    asyncio.run(_purge_dispatch_stream(local_stack.endpoints))
     assert _waiting(aiorch(local_stack, "queue").stdout, "TTS") == 0
 
     refused = aiorch(local_stack, "requeue", "00000000-0000-0000-0000-000000000000")

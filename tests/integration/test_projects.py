@@ -372,14 +372,15 @@ def wait_for_empty_outbox(engine: Engine, timeout: float = 10.0) -> None:
 
 
 async def delete_and_listen(
-    nats_url: str, engine: Engine, delete: Callable[[], object], project_id: str
+    stack: Endpoints, engine: Engine, delete: Callable[[], object], project_id: str
 ) -> tuple[list[events_pb2.ProjectDeleted], int]:
     """Delete a project while listening on the subject; the events about it and how far the stream grew.
 
     A core subscription sees every publish without taking messages from the work-queue stream,
     whose only consumer belongs to the jobs service.
     """
-    nc = await nats.connect(nats_url)
+    # The operators' user: no component may listen to project events besides the jobs service's consumer.
+    nc = await nats.connect(stack.nats_url, **stack.nats_login("admin"))
     try:
         js = nc.jetstream()
         received: list[events_pb2.ProjectDeleted] = []
@@ -415,7 +416,7 @@ def test_deleting_a_project_publishes_one_event(
     def delete() -> None:
         projects.DeleteProject(projects_pb2.DeleteProjectRequest(id=project_id), metadata=owner.metadata)
 
-    events, grown = asyncio.run(delete_and_listen(stack.nats_url, engine, delete, project_id))
+    events, grown = asyncio.run(delete_and_listen(stack, engine, delete, project_id))
 
     assert grown == 1
     assert len(events) == 1

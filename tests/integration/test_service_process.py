@@ -51,7 +51,7 @@ def start_auth_replica(stack: Endpoints, supervisor: Supervisor, name: str, **se
         **TEST_SERVICE_ENV,
         "DATABASE_URL": stack.database_url,
         # The auth service announces revoked sessions on NATS and follows them.
-        "NATS_URL": stack.nats_url,
+        **stack.nats_env("auth"),
         "AIORCH_GRPC_HOST": "127.0.0.1",
         "AIORCH_GRPC_PORT": str(port),
         "AIORCH_METRICS_PORT": "0",

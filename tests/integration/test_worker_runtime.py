@@ -63,6 +63,8 @@ async def _consumers_ready(nats_url: str, names: list[str]) -> bool:
         return False  # nats-server is still starting
     try:
         js = nc.jetstream()
+        # The jobs service creates the streams the worker waits for; here the test plays that part.
+        await messaging.ensure_topology(js)
         for name in names:
             await js.consumer_info(messaging.DISPATCH_STREAM, name)
     except NotFoundError:
