@@ -160,3 +160,13 @@ def render_authorization(passwords: dict[str, str]) -> str:
             f"    }}"
         )
     return "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
+
+
+def password_variable(component: str) -> str:
+    """The nats-server environment variable that carries a component's password (Kubernetes Secrets)."""
+    return f"NATS_PASSWORD_{component.upper()}"
+
+
+def render_for_environment() -> str:
+    """The `authorization` block with every password read from nats-server's environment (deploy/k8s)."""
+    return render_authorization({c: f"${password_variable(c)}" for c in COMPONENTS})

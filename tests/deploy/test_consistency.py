@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
 from pydantic_settings import BaseSettings
 
 from gateway import render as gateway_render
-from services.common import config, messaging
+from services.common import config, messaging, nats_permissions
 from services.workers.engines.registry import ENGINES
 from services.workers.main import HAND_BACK_SECONDS
 from tests.deploy.manifests import (
@@ -488,3 +491,66 @@ def test_workers_reach_only_nats_dns_and_the_blob_store(target: str) -> None:
                     block = peer.get("ipBlock")
                     if block and ports & {80, 443}:
                         assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(block.get("except", []))
+
+
+# ---- NATS users and permissions -----------------------------------------------------------------------
+
+
+def nats_component(container: Container) -> str | None:
+    """The NATS user a process connects as: its service's, `workers` for every worker, none for the rest."""
+    match container.args[:2]:
+        case ["serve", service]:
+            return service
+        case ["worker", *_]:
+            return "workers"
+    return None
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_nats_users_and_permissions_are_the_codes(target: str, tmp_path: Path) -> None:
+    """The server's users are nats_permissions' rendering, each password from its component's Secret."""
+    docs = render(target)
+    data = named(docs, "ConfigMap", "nats-config")["data"]
+    assert data["authorization.conf"] == nats_permissions.render_for_environment(), (
+        "deploy/k8s/base/nats.yaml is out of date: run .venv/bin/python tools/render_nats_authorization.py"
+    )
+    assert 'include "authorization.conf"' in data["nats.conf"]
+    assert "no_auth_user" not in data["nats.conf"] + data["authorization.conf"], "anonymous clients are refused"
+    nats = next(c for c in containers(docs) if c.name == "StatefulSet/nats/nats")
+    env = nats.env(docs)
+    for component in nats_permissions.COMPONENTS:
+        reference = env[nats_permissions.password_variable(component)]["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": f"aiorch-nats-{component}", "key": "password"}
+
+    # nats-server itself accepts the configuration (variables as the pod gets them from the Secrets).
+    for key, text in data.items():
+        (tmp_path / key).write_text(text.replace("/data/jetstream", str(tmp_path / "js")))
+    variables = {nats_permissions.password_variable(c): f"secret-{c}" for c in nats_permissions.COMPONENTS}
+    checked = subprocess.run(
+        [str(Path(sys.executable).parent / "nats-server"), "-t", "-c", str(tmp_path / "nats.conf")],
+        env={**os.environ, "POD_NAME": "nats-0", **variables},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_component_connects_as_its_own_nats_user(target: str) -> None:
+    docs = render(target)
+    seen = set()
+    for c in aiorch_containers(docs):
+        component = nats_component(c)
+        env = c.env(docs)
+        if component is None:
+            assert "AIORCH_NATS_PASSWORD" not in env, f"{c.name} needs no NATS credentials"
+            continue
+        seen.add(component)
+        assert c.value(docs, "AIORCH_NATS_USER") == component, c.name
+        reference = env["AIORCH_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": f"aiorch-nats-{component}", "key": "password"}, c.name
+        url = c.value(docs, "NATS_URL")
+        assert url is not None and "@" not in url, f"{c.name}: NATS_URL carries no credentials"
+    assert seen == {"auth", "projects", "jobs", "workers"}
