@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.devstack.stack import SERVICES, Endpoints, LocalStack, StackConfig
-from tests.support import Accounts
+from tests.support import Accounts, stopped_workers
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 
@@ -91,11 +91,5 @@ def accounts(auth_channel: grpc.Channel) -> Accounts:
 @pytest.fixture
 def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
     """No worker runs during the test (jobs stay PENDING); they come back after it."""
-    names = [n for n in local_stack.supervisor.names() if n.startswith("worker")]
-    for name in names:
-        local_stack.supervisor.stop(name)
-    try:
+    with stopped_workers(local_stack):
         yield
-    finally:
-        for name in names:
-            local_stack.supervisor.restart(name)

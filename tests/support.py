@@ -1,19 +1,27 @@
-"""Test helpers: users with unique names, tokens, and token forgery for attack tests."""
+"""Test helpers: users with unique names, tokens, token forgery for attack tests, and views of a running stack."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
+import httpx
 import jwt
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+
+if TYPE_CHECKING:
+    from services.devstack.stack import LocalStack
 
 PASSWORD = "correct horse battery"
 
@@ -171,3 +179,42 @@ def file_job(http: Any, user: User, project_id: str, job_type: str, params: dict
         json={"project_id": project_id, "type": job_type, "params": params, "input_file_id": file_id},
         headers=user.headers,
     )
+
+
+def worker_names(stack: LocalStack) -> list[str]:
+    """The supervisor names of the stack's workers."""
+    return [name for name in stack.supervisor.names() if name.startswith("worker")]
+
+
+@contextmanager
+def stopped_workers(stack: LocalStack) -> Iterator[None]:
+    """No worker runs inside the block (jobs stay PENDING); they come back after it."""
+    names = worker_names(stack)
+    for name in names:
+        stack.supervisor.stop(name)
+    try:
+        yield
+    finally:
+        for name in names:
+            stack.supervisor.restart(name)
+
+
+def stored_results(database_url: str, job_id: str) -> int:
+    """How many results the jobs database holds for a job (a job that finished once has one)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT count(*) FROM jobs.results WHERE job_id = :j")
+            return int(connection.execute(query, {"j": job_id}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def scraped(port: int, metric: str, **labels: str) -> float:
+    """A sample's value read straight from a process's /metrics (0 when absent)."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0

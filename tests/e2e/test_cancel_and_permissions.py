@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services.devstack.stack import LocalStack
-from tests.support import Accounts, User, long_text, make_project, tts_job, wait_for
+from tests.support import Accounts, User, long_text, make_project, tts_job, wait_for, worker_names
 
 SHORT = "A short sentence for a small job."
 
@@ -22,12 +22,12 @@ def test_a_cancelled_pending_job_never_starts(
     cancelled = http.post(f"/api/jobs/{job['id']}/cancel/", json={}, headers=editor.headers)
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "CANCELLED"
-    for name in [n for n in local_stack.supervisor.names() if n.startswith("worker")]:
+    for name in worker_names(local_stack):
         local_stack.supervisor.restart(name)
     time.sleep(3)
     after = http.get(f"/api/jobs/{job['id']}/", headers=editor.headers).json()
     assert (after["status"], after["attempts"], after["worker_id"]) == ("CANCELLED", 0, "")
-    for name in [n for n in local_stack.supervisor.names() if n.startswith("worker")]:
+    for name in worker_names(local_stack):
         local_stack.supervisor.stop(name)
 
 

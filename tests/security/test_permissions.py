@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from services.devstack.stack import LocalStack
 from tests.security.conftest import Figures
 from tests.security.permission_matrix import CELLS, MATRIX, Row, fill
-from tests.support import Accounts, User, make_project, tts_job, upload
+from tests.support import Accounts, User, make_project, stopped_workers, tts_job, upload
 
 GRPC_OUTCOME = {
     grpc.StatusCode.OK: "ok",
@@ -36,14 +36,8 @@ HTTP_OUTCOME = {200: "ok", 403: "403", 404: "404", 400: "400"}
 @pytest.fixture(scope="module")
 def quiet_workers(local_stack: LocalStack) -> Iterator[None]:
     """No worker runs while the matrix is called, so pending jobs stay pending."""
-    names = [n for n in local_stack.supervisor.names() if n.startswith("worker")]
-    for name in names:
-        local_stack.supervisor.stop(name)
-    try:
+    with stopped_workers(local_stack):
         yield
-    finally:
-        for name in names:
-            local_stack.supervisor.restart(name)
 
 
 def _silence_wav() -> bytes:
