@@ -10,51 +10,34 @@ from typing import Any
 import grpc
 import httpx
 from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
-from sqlalchemy import create_engine, text
 
-from services.devstack.stack import LocalStack
-from tests.support import Accounts, long_text, make_project, tts_job, wait_for
-
-
-def _results_of(local_stack: LocalStack, job_id: str) -> int:
-    assert local_stack.endpoints is not None
-    engine = create_engine(local_stack.endpoints.database_url)
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text("SELECT count(*) FROM jobs.results WHERE job_id = :j"), {"j": job_id}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+from services.devstack.stack import Endpoints, LocalStack
+from tests.support import Accounts, long_text, make_project, stored_results, tts_job, wait_for, worker_names
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once(
-    http: httpx.Client, accounts: Accounts, local_stack: LocalStack
+    http: httpx.Client, accounts: Accounts, local_stack: LocalStack, stack: Endpoints
 ) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
     job = tts_job(http, editor, project["id"], long_text())
     running = wait_for(http, editor, job["id"], {"RUNNING"}, timeout=30)
     victim_pid = int(running["worker_id"].rsplit("-", 1)[1])
-    victim = next(
-        n
-        for n in local_stack.supervisor.names()
-        if n.startswith("worker") and local_stack.supervisor.process(n).pid == victim_pid
-    )
+    victim = next(n for n in worker_names(local_stack) if local_stack.supervisor.process(n).pid == victim_pid)
     local_stack.supervisor.stop(victim, signal.SIGKILL)
     try:
         done = wait_for(http, editor, job["id"], {"COMPLETED", "FAILED"}, timeout=90)
         assert done["status"] == "COMPLETED", done["error"]
         assert done["worker_id"] != running["worker_id"]
         assert done["attempts"] >= 2
-        assert _results_of(local_stack, job["id"]) == 1
+        assert stored_results(stack.database_url, job["id"]) == 1
     finally:
         local_stack.supervisor.restart(victim)
 
 
-def test_jobs_survive_a_nats_restart(http: httpx.Client, accounts: Accounts, local_stack: LocalStack) -> None:
+def test_jobs_survive_a_nats_restart(
+    http: httpx.Client, accounts: Accounts, local_stack: LocalStack, stack: Endpoints
+) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
     before = [tts_job(http, editor, project["id"], f"Job number {i} before the restart.")["id"] for i in range(4)]
@@ -66,7 +49,7 @@ def test_jobs_survive_a_nats_restart(http: httpx.Client, accounts: Accounts, loc
     for job_id in before + during:
         done = wait_for(http, editor, job_id, {"COMPLETED", "FAILED", "CANCELLED"}, timeout=90)
         assert done["status"] == "COMPLETED", (job_id, done["error"])
-        assert _results_of(local_stack, job_id) == 1
+        assert stored_results(stack.database_url, job_id) == 1
 
 
 def test_watchers_reconnect_after_a_jobs_service_restart_and_see_the_final_state(
