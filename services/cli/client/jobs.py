@@ -11,7 +11,7 @@ import typer
 
 from services.cli.client import submit
 from services.cli.client.errors import reported
-from services.cli.client.options import DEFAULT_SERVER, OutputOption, ServerOption
+from services.cli.client.options import DEFAULT_SERVER, OutputOption, PageSizeOption, PageTokenOption, ServerOption
 from services.cli.client.output import OutputFormat, print_done, print_json, print_page, print_record
 
 if TYPE_CHECKING:
@@ -70,10 +70,8 @@ def list_jobs(
     created_before: TimeOption = None,
     search: Annotated[str, typer.Option(help="Case-insensitive match on the name.")] = "",
     ordering: Annotated[str, typer.Option(help="created_at, name or status; a leading - for descending.")] = "",
-    page_size: Annotated[
-        int, typer.Option(help="At most this many (server default 50, at most 500).", show_default=False)
-    ] = 0,
-    page_token: Annotated[str, typer.Option(help="Where the previous page said the next one starts.")] = "",
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
     server: ServerOption = DEFAULT_SERVER,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Options every user command takes: which server, and how to print."""
+"""Options several user commands take: which server, how to print, which page of a list."""
 
 from __future__ import annotations
 
@@ -23,3 +23,7 @@ OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", case_sensitive=False, help="table for people, json for scripts."),
 ]
+PageSizeOption = Annotated[
+    int, typer.Option(help="At most this many (server default 50, at most 500).", show_default=False)
+]
+PageTokenOption = Annotated[str, typer.Option(help="Where the previous page said the next one starts.")]

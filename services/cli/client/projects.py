@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from services.cli.client.errors import CliError, ExitCode, reported
-from services.cli.client.options import DEFAULT_SERVER, OutputOption, ServerOption
+from services.cli.client.options import DEFAULT_SERVER, OutputOption, PageSizeOption, PageTokenOption, ServerOption
 from services.cli.client.output import OutputFormat, print_done, print_page, print_record
 
 app = typer.Typer(help="Projects: list, get, create, update, delete, members.", no_args_is_help=True)
@@ -22,10 +22,8 @@ def list_projects(
     search: Annotated[str, typer.Option(help="Case-insensitive match on name and description.")] = "",
     owner: Annotated[str, typer.Option(help="Only projects of this owner (profile id, or `me`).")] = "",
     ordering: Annotated[str, typer.Option(help="name, -name, created_at or -created_at.")] = "",
-    page_size: Annotated[
-        int, typer.Option(help="At most this many (server default 50, at most 500).", show_default=False)
-    ] = 0,
-    page_token: Annotated[str, typer.Option(help="Where the previous page said the next one starts.")] = "",
+    page_size: PageSizeOption = 0,
+    page_token: PageTokenOption = "",
     server: ServerOption = DEFAULT_SERVER,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
