@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from services.common.counting import EXACT_COUNT_LIMIT
+from services.common.db import make_engine
+from services.devstack.stack import Endpoints
 from tests.support import Accounts, User, make_project, tts_job
 
 
@@ -75,3 +79,35 @@ def test_another_users_project_is_not_found_in_lists(http: httpx.Client, account
     reply = http.get("/api/jobs/", params={"project_id": project["id"]}, headers=stranger.headers)
 
     assert reply.status_code == 404
+
+
+def test_a_long_list_answers_an_estimated_total_beyond_the_exact_count(
+    http: httpx.Client, accounts: Accounts, stack: Endpoints
+) -> None:
+    editor = accounts.create("editor")
+    project = make_project(http, editor)
+    rows = EXACT_COUNT_LIMIT + 500
+    engine = make_engine(stack.database_url, 1)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO jobs.jobs (id, project_id, owner_id, name, description, type, status, progress,"
+                    " message, params, input_url, attempt, attempts, error, worker_id, cancel_requested,"
+                    " last_delivery, last_sequence, version, created_at, updated_at)"
+                    " SELECT gen_random_uuid(), CAST(:project AS uuid), CAST(:owner AS uuid), 'stored ' || i, '',"
+                    " 'TTS', 'COMPLETED', 100, '', '', '', 1, 1, '', '', false, 0, 0, 1,"
+                    " now() - make_interval(secs => i), now() FROM generate_series(1, :rows) AS i"
+                ),
+                {"project": project["id"], "owner": editor.id, "rows": rows},
+            )
+    finally:
+        engine.dispose()
+
+    reply = http.get("/api/jobs/", params={"project_id": project["id"], "status": "COMPLETED"}, headers=editor.headers)
+
+    assert reply.status_code == 200, reply.text
+    listed = reply.json()
+    assert [j["name"] for j in listed["jobs"]] == [f"stored {i}" for i in range(1, 51)]
+    # Exact counting stops at the limit; beyond it the answer is the planner's estimate, near the truth.
+    assert EXACT_COUNT_LIMIT < listed["total_size"] <= 2 * rows
