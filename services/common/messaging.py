@@ -74,28 +74,52 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}" if user else "_INBOX"
 
 
-async def connect(url: str, name: str, user: str = "", password: str = "", attempts: int = 60) -> NatsClient:
-    """Connect as `user` (anonymous without one), retrying the first connection; later disconnects reconnect forever.
+async def _quiet(_: Exception) -> None:
+    """nats-py prints every connection error with its traceback unless given a callback."""
 
-    A refused login is not retried: wrong credentials do not heal by waiting.
+
+async def connect(url: str, name: str, user: str = "", password: str = "", attempts: int = 60) -> NatsClient:
+    """Connect as `user` (anonymous without one); later disconnects reconnect forever.
+
+    The first connection is tried `attempts` times, a second apart, then ConnectionError (the process exits
+    and is restarted). A refused login raises ConnectionError at once: wrong credentials do not heal by
+    waiting (and nats-py, told to reconnect forever, would retry them forever).
     """
+    servers = [u.strip() for u in url.split(",")]
+    login = {"user": user or None, "password": password or None}
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            return await nats.connect(
-                servers=[u.strip() for u in url.split(",")],
+            # A probe without reconnects: it fails fast on an unreachable server or a refused login.
+            # (nats-py still tries each server max_reconnect_attempts + 1 times before giving up.)
+            probe = await nats.connect(
+                servers=servers,
                 name=name,
-                user=user or None,
-                password=password or None,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                connect_timeout=2,
+                error_cb=_quiet,
+                **login,
+            )
+            await probe.close()
+            return await nats.connect(
+                servers=servers,
+                name=name,
                 inbox_prefix=inbox_prefix(user),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 connect_timeout=2,
+                **login,
             )
-        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
+        except nats.errors.Error as exc:
+            if "authorization" in str(exc).lower():
+                raise ConnectionError(f"NATS at {url} refused user {user or '(anonymous)'}: {exc}") from exc
             last = exc
-            await asyncio.sleep(0.5)
+        except (OSError, TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(1.0)
     raise ConnectionError(f"cannot reach NATS at {url}: {last}")
 
 

@@ -245,6 +245,15 @@ def test_connections_without_valid_credentials_are_refused(
     tally["denied"] += 1
 
 
+def test_a_component_with_a_wrong_password_stops_at_once(stack: Endpoints, tally: dict[str, int]) -> None:
+    """A service or worker with a wrong password exits with the reason instead of retrying for ever."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="refused user workers"):
+        asyncio.run(messaging.connect(stack.nats_url, "test-wrong-password", "workers", "not-the-password"))
+    assert time.monotonic() - started < 5
+    tally["denied"] += 1
+
+
 def test_each_component_can_do_its_own_work(stack: Endpoints, tally: dict[str, int]) -> None:
     """Read-only samples of what each user needs (the rest of the suite exercises the writes)."""
 
