@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from gateway.render import GatewayConfig, StaticSite, render, upstream
 from services.auth.keys import generate_key_pair, load_signing_key
 from services.common.messaging import inbox_prefix
 from services.common.nats_permissions import COMPONENTS, render_authorization
 from services.devstack.postgres import start_postgres
+from services.devstack.probes import grpc_serving
 from services.devstack.supervisor import Supervisor, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,7 +178,7 @@ class LocalStack:
         env = self._service_env(service, port, free_port(), self.endpoints.database_url, self.endpoints.nats_url)
         self.supervisor.start(label, [str(VENV_BIN / "aiorch"), "serve", service], env=env, cwd=ROOT)
         address = f"127.0.0.1:{port}"
-        wait_until(lambda: _serving(address), 60, f"the {label} replica")
+        wait_until(lambda: grpc_serving(address), 60, f"the {label} replica")
         return address
 
     def _service_env(self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str) -> dict[str, str]:
@@ -227,7 +225,7 @@ class LocalStack:
             env = self._service_env(name, port, metrics_ports[name], database_url, nats_url)
             self.supervisor.start(name, [str(VENV_BIN / "aiorch"), "serve", name], env=env, cwd=ROOT)
         for name, address in grpc_ports.items():
-            wait_until(lambda a=address: _serving(a), 60, f"the {name} service")  # type: ignore[misc]
+            wait_until(lambda a=address: grpc_serving(a), 60, f"the {name} service")  # type: ignore[misc]
         for index in range(self.config.workers):
             metrics_ports[f"worker-{index + 1}"] = port = free_port()
             self.supervisor.start(
@@ -323,15 +321,6 @@ def _port_open(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _serving(address: str) -> bool:
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
 
 
 def _envoy_ready(admin_port: int) -> bool:

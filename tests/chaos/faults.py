@@ -15,16 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import grpc
 import httpx
 import psycopg2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, text
 
+from services.devstack.probes import grpc_serving
 from services.devstack.stack import LocalStack
 from services.devstack.supervisor import wait_until
 from tests.chaos.jobmix import Submission, create_all
-from tests.support import User
+from tests.support import User, worker_names
 
 OUTAGE_SECONDS = 1.5
 BACK_WITHIN_SECONDS = 60
@@ -67,15 +66,6 @@ class Fault:
             round_.clients.pop().join(CLIENTS_WITHIN_SECONDS)
 
 
-def _serving(address: str) -> bool:
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
-
-
 def _postgres_accepting(database_url: str) -> bool:
     dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
     try:
@@ -103,7 +93,7 @@ def _back(stack: LocalStack, name: str) -> None:
         "postgres": lambda: _postgres_accepting(ep.database_url),
         "nats": lambda: _nats_accepting(ep.nats_url),
     }
-    check = checks.get(name) or (lambda: _serving(ep.grpc[name]))
+    check = checks.get(name) or (lambda: grpc_serving(ep.grpc[name]))
     try:
         wait_until(check, BACK_WITHIN_SECONDS, name)
     except TimeoutError as exc:
@@ -118,9 +108,7 @@ def _busy_worker(round_: Round, within: float = 10.0) -> str:
     ep = round_.stack.endpoints
     assert ep is not None
     engine = create_engine(ep.database_url)
-    pids = {
-        round_.stack.supervisor.process(n).pid: n for n in round_.stack.supervisor.names() if n.startswith("worker")
-    }
+    pids = {round_.stack.supervisor.process(n).pid: n for n in worker_names(round_.stack)}
     deadline = time.monotonic() + within
     try:
         while time.monotonic() < deadline:

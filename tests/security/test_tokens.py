@@ -26,7 +26,8 @@ from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from services.devstack.stack import Endpoints, LocalStack, _serving
+from services.devstack.probes import grpc_serving
+from services.devstack.stack import Endpoints, LocalStack
 from services.devstack.supervisor import wait_until
 from tests.security.conftest import Figures
 from tests.support import Accounts, User, forge
@@ -276,7 +277,7 @@ def test_a_restarted_service_still_refuses_a_revoked_token(
     local_stack.supervisor.stop("projects")
     started = time.monotonic()
     local_stack.supervisor.restart("projects")
-    wait_until(lambda: _serving(stack.grpc["projects"]), 60, "the projects service")
+    wait_until(lambda: grpc_serving(stack.grpc["projects"]), 60, "the projects service")
     took = time.monotonic() - started
     # Then it read the revocations before serving its first call
     assert _code(probes["projects"], user.access) is grpc.StatusCode.UNAUTHENTICATED
