@@ -8,44 +8,19 @@ replica runs its own reaper over the same database: the job is failed once, by o
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from services.devstack.supervisor import wait_until
 from tests.chaos.conftest import Chaos
 from tests.chaos.figures import figures_for
-from tests.support import long_text, make_project, tts_job, wait_for
+from tests.support import long_text, make_project, scraped, stored_results, tts_job, wait_for, worker_names
 
 TIME_LIMIT_SECONDS = 15
 GRACE_SECONDS = 15
 REPLICA = "jobs-reaper-2"
-
-
-def metric(port: int, name: str, labels: str) -> float:
-    """One sample of a process's /metrics, 0 when absent (or while the process is still starting)."""
-    try:
-        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    except httpx.TransportError:
-        return 0.0
-    match = re.search(rf"^{name}\{{{labels}\}} ([0-9.e+]+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
-def results_of(database_url: str, job_id: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text("SELECT count(*) FROM jobs.results WHERE job_id = :j"), {"j": job_id}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
 
 
 def reaps_logged(chaos: Chaos, replica: str, job_id: str) -> int:
@@ -62,9 +37,9 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
     project = make_project(chaos.http, editor)
     job = tts_job(chaos.http, editor, project["id"], long_text(1400))
     running = wait_for(chaos.http, editor, job["id"], {"RUNNING"}, timeout=60)
-    workers = [n for n in chaos.stack.supervisor.names() if n.startswith("worker")]
+    workers = worker_names(chaos.stack)
     jobs_port = chaos.endpoints.metrics["jobs"]
-    reaped_before = metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"')
+    reaped_before = scraped(jobs_port, "aiorch_jobs_reaped_total", type="TTS")
     # When every worker dies at once
     for name in workers:
         chaos.stack.supervisor.stop(name, signal.SIGKILL)
@@ -89,19 +64,20 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
     assert running["worker_id"] in done["error"]
     reaps = {replica: reaps_logged(chaos, replica, job["id"]) for replica in ("jobs", REPLICA)}
     assert sum(reaps.values()) == 1, reaps
-    assert metric(jobs_port, "aiorch_jobs_reaped_total", 'type="TTS"') == reaped_before + reaps["jobs"]
+    assert scraped(jobs_port, "aiorch_jobs_reaped_total", type="TTS") == reaped_before + reaps["jobs"]
 
     # And the redelivery a restarted worker gets is called off, with no result and no change to the job
-    def called_off() -> bool:
-        return any(
-            metric(chaos.endpoints.metrics[name], "aiorch_worker_jobs_total", 'outcome="cancelled",type="TTS"') >= 1
-            for name in workers
-        )
+    def called_off(worker: str) -> bool:
+        port = chaos.endpoints.metrics[worker]
+        try:
+            return scraped(port, "aiorch_worker_jobs_total", outcome="cancelled", type="TTS") >= 1
+        except httpx.TransportError:  # the restarted worker does not serve /metrics yet
+            return False
 
-    wait_until(called_off, 30, "a restarted worker to call the redelivery off")
+    wait_until(lambda: any(called_off(name) for name in workers), 30, "a restarted worker to call the redelivery off")
     after = wait_for(chaos.http, editor, job["id"], {"FAILED"}, timeout=5)
     assert after["error"] == done["error"]
-    assert results_of(chaos.endpoints.database_url, job["id"]) == 0
+    assert stored_results(chaos.endpoints.database_url, job["id"]) == 0
     figures_for("reaper").record(
         time_limit_s=TIME_LIMIT_SECONDS,
         grace_s=GRACE_SECONDS,

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 from services.devstack.supervisor import wait_until
 from tests.chaos.conftest import Chaos
 from tests.chaos.figures import figures_for
-from tests.support import make_project, tts_job, wait_for
+from tests.support import make_project, scraped, tts_job, wait_for
 
 STALLED_STREAMS = 20
 UPDATES = 400
@@ -38,9 +37,7 @@ def rss_mib(pid: int) -> float:
 
 def open_streams(metrics_port: int) -> int:
     """Open WatchJobs streams of the jobs service, from its own gauge."""
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    match = re.search(r'^aiorch_watch_streams_active\{kind="jobs"\} ([0-9.e+]+)$', text, re.MULTILINE)
-    return int(float(match.group(1))) if match else 0
+    return int(scraped(metrics_port, "aiorch_watch_streams_active", kind="jobs"))
 
 
 def test_watchers_that_never_read_are_ended_without_growing_the_jobs_service(chaos: Chaos) -> None:

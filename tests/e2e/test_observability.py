@@ -17,13 +17,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.common import messaging
 from services.common.queues import QueueState, read_queues
 from services.devstack.stack import Endpoints, free_port
 from services.devstack.supervisor import Supervisor, wait_until
-from tests.support import Accounts, make_project, tts_job, wait_for, watch_sse
+from tests.support import Accounts, make_project, scraped, tts_job, wait_for, watch_sse
 from tests.unit.test_alert_rules import ENVOY_METRICS, alert_rules, dashboard_exprs, promql_metric_names
 
 JOBS = 3
@@ -145,22 +144,12 @@ def _all_up(prometheus: Prometheus, expected: int) -> None:
     assert all(state == "up" for state, _ in health.values()), health
 
 
-def _scraped_now(port: int, metric: str, **labels: str) -> float:
-    """A sample's value read straight from a process's /metrics (0 when absent)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
-
-
 def test_prometheus_scrapes_the_stack_and_reads_jobs_rpcs_queues_and_envoy(
     prometheus: Prometheus, stack: Endpoints, http: httpx.Client, accounts: Accounts
 ) -> None:
     jobs_port = stack.metrics["jobs"]
-    completed_before = _scraped_now(jobs_port, "aiorch_jobs_finished_total", type="TTS", state="COMPLETED")
-    created_before = _scraped_now(jobs_port, "aiorch_jobs_created_total", type="TTS")
+    completed_before = scraped(jobs_port, "aiorch_jobs_finished_total", type="TTS", state="COMPLETED")
+    created_before = scraped(jobs_port, "aiorch_jobs_created_total", type="TTS")
 
     editor = accounts.create("editor")
     project = make_project(http, editor)
