@@ -23,7 +23,7 @@ from services.common.db import Database, utcnow
 from services.common.logging import get_logger
 from services.common.messaging import EVENTS_CONSUMER, EVENTS_STREAM
 from services.jobs.lifecycle import EventFacts, EventKind, JobFacts, JobState, judge
-from services.jobs.metrics import EVENTS_APPLIED, JOBS_FINISHED, QUEUE_WAIT, RUN_SECONDS
+from services.jobs.metrics import EVENTS_APPLIED, QUEUE_WAIT, count_finished
 from services.jobs.models import Job, JobLog, Result
 from services.jobs.views import JobView
 from services.jobs.watch import Broadcast
@@ -122,9 +122,7 @@ class EventIntake:
             job.progress = verdict.progress
             if verdict.status.final:
                 job.finished_at = now
-                JOBS_FINISHED.labels(job.type, verdict.status.value).inc()
-                if job.started_at is not None:
-                    RUN_SECONDS.labels(job.type, verdict.status.value).observe((now - job.started_at).total_seconds())
+                count_finished(job.type, verdict.status.value, job.started_at, now)
             job.version += 1
             job.updated_at = now
             session.flush()

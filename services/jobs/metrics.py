@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import Counter, Gauge, Histogram
 
 JOBS_CREATED = Counter("aiorch_jobs_created_total", "Jobs accepted.", ["type"])
@@ -37,3 +39,10 @@ QUEUE_CONSUMER_PRESENT = Gauge(
     "aiorch_queue_consumer_present", "1 when the type's worker consumer exists (a worker ever started).", ["type"]
 )
 QUEUE_POLL_ERRORS = Counter("aiorch_queue_poll_errors_total", "Failed reads of JetStream's queue state.")
+
+
+def count_finished(job_type: str, state: str, started_at: datetime | None, finished_at: datetime) -> None:
+    """Count a job that reached the final `state`, and its attempt's run time when the attempt had started."""
+    JOBS_FINISHED.labels(job_type, state).inc()
+    if started_at is not None:
+        RUN_SECONDS.labels(job_type, state).observe((finished_at - started_at).total_seconds())

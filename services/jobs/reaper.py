@@ -30,7 +30,7 @@ from services.common.messaging import EVENTS_STREAM, WORK_QUEUES
 from services.common.outbox import enqueue
 from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState, abandoned
-from services.jobs.metrics import JOBS_FINISHED, JOBS_REAPED, RUN_SECONDS
+from services.jobs.metrics import JOBS_REAPED, count_finished
 from services.jobs.models import OUTBOX, Job
 from services.jobs.views import JobView
 from services.jobs.watch import Broadcast
@@ -105,11 +105,7 @@ class JobReaper:
                 job.version += 1
                 enqueue(session, OUTBOX, cancel_message(job))
                 JOBS_REAPED.labels(job.type).inc()
-                JOBS_FINISHED.labels(job.type, JobState.FAILED.value).inc()
-                if job.started_at is not None:
-                    RUN_SECONDS.labels(job.type, JobState.FAILED.value).observe(
-                        (job.finished_at - job.started_at).total_seconds()
-                    )
+                count_finished(job.type, JobState.FAILED.value, job.started_at, job.finished_at)
                 reaped.append(JobView.of(job))
         return reaped
 
