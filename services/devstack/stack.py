@@ -120,8 +120,7 @@ class LocalStack:
         known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         passwords = {c: known.get(c) or secrets.token_urlsafe(24) for c in COMPONENTS}
         if passwords != known:
-            path.write_text(json.dumps(passwords, indent=2))
-        path.chmod(0o600)
+            _write_private(path, json.dumps(passwords, indent=2))
         return passwords
 
     def _nats(self) -> tuple[str, dict[str, str]]:
@@ -133,12 +132,12 @@ class LocalStack:
         passwords = self._nats_passwords()
         config = self.state_dir / "nats.conf"
         # json.dumps quotes a value as the configuration language expects a string.
-        config.write_text(
+        _write_private(
+            config,
             f"listen: {json.dumps(f'127.0.0.1:{port}')}\n"
             f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
-            + render_authorization({c: json.dumps(p) for c, p in passwords.items()})
+            + render_authorization({c: json.dumps(p) for c, p in passwords.items()}),
         )
-        config.chmod(0o600)
         self.supervisor.start("nats", [str(VENV_BIN / "nats-server"), "-c", str(config)])
         wait_until(lambda: _port_open(port), 15, "nats-server")
         return f"nats://127.0.0.1:{port}", passwords
@@ -313,6 +312,14 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process this stack started."""
         self.supervisor.stop_all()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, from its first byte (it holds passwords)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file keeps its mode through O_CREAT
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def _port_open(port: int) -> bool:
