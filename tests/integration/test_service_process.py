@@ -26,7 +26,8 @@ from tests.conftest import ADMIN_PASSWORD, TEST_SERVICE_ENV
 AIORCH = str(Path(sys.executable).parent / "aiorch")
 
 
-def _serving(address: str) -> bool:
+def _answers(address: str) -> bool:
+    """Whether the process answers health checks at all: NOT_SERVING counts too, unlike probes.grpc_serving."""
     try:
         with grpc.insecure_channel(address) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -62,7 +63,7 @@ def start_auth_replica(stack: Endpoints, supervisor: Supervisor, name: str, **se
     }
     process = supervisor.start(name, [AIORCH, "serve", "auth"], env=env)
     address = f"127.0.0.1:{port}"
-    wait_until(lambda: _serving(address), 60, f"the {name} replica")
+    wait_until(lambda: _answers(address), 60, f"the {name} replica")
     return Replica(address, process)
 
 
@@ -93,7 +94,7 @@ def test_an_access_token_expires_after_its_lifetime(short_lived_auth: Replica) -
 def test_sigterm_drains_and_stops_the_service(short_lived_auth: Replica) -> None:
     short_lived_auth.process.send_signal(signal.SIGTERM)
     assert short_lived_auth.process.wait(timeout=15) == 0
-    assert not _serving(short_lived_auth.address)
+    assert not _answers(short_lived_auth.address)
 
 
 def test_metrics_count_rpcs_by_method_and_code(stack: Endpoints, accounts: object) -> None:
