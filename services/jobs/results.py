@@ -21,7 +21,7 @@ from services.common.pagination import next_page_token, read_page
 from services.jobs.book import job_log_lines, parse_uuid
 from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState
-from services.jobs.metrics import JOBS_FINISHED
+from services.jobs.metrics import count_finished
 from services.jobs.models import OUTBOX, Job, Result
 from services.jobs.projects_client import Access, ProjectsClient
 from services.jobs.views import JobView, ResultView
@@ -143,7 +143,7 @@ class ResultBook:
                     # A worker may still be on it: call it off, the result is recorded now.
                     enqueue(session, OUTBOX, cancel_message(job))
                     job.status, job.progress, job.finished_at = JobState.COMPLETED.value, 100, now
-                    JOBS_FINISHED.labels(job.type, JobState.COMPLETED.value).inc()
+                    count_finished(job.type, JobState.COMPLETED.value, job.started_at, now)
                 job.version += 1
                 job.updated_at = now
                 session.flush()
