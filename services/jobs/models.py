@@ -83,12 +83,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
     # When the worker of the current delivery stops it (start + the time limit it reported); past this plus a
     # grace, with no outcome, the worker is gone and the reaper fails the job.
     deadline_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobAttempt(Base):
     """History: how an earlier attempt of a retried job ended."""
 
