@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.devstack.stack import SERVICES, Endpoints, LocalStack, StackConfig
+from tests.figures import print_summary
 from tests.support import Accounts, stopped_workers
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -93,3 +94,8 @@ def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
     """No worker runs during the test (jobs stay PENDING); they come back after it."""
     with stopped_workers(local_stack):
         yield
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the security and chaos suites measured, so a run's numbers can be quoted."""
+    print_summary(terminalreporter)

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from services.devstack.stack import Endpoints, LocalStack, StackConfig
-from tests.chaos.figures import RECORDED
 from tests.conftest import ADMIN_PASSWORD, TEST_SERVICE_ENV
 from tests.support import Accounts
 
@@ -82,12 +81,3 @@ def _running(state_dir: Path) -> Iterator[Chaos]:
             yield Chaos(local, endpoints, http, Accounts(auth_channel, ADMIN_PASSWORD))
     finally:
         local.stop()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the chaos tests measured (jobs in flight, faults, losses, duplicates, memory)."""
-    if not RECORDED:
-        return
-    terminalreporter.section("chaos figures")
-    for figures in RECORDED:
-        terminalreporter.write_line(figures.line())

@@ -26,9 +26,9 @@ from tests.chaos.faults import (
     stop_projects_service,
     together,
 )
-from tests.chaos.figures import figures_for
 from tests.chaos.jobmix import create_all, job_bodies, upload_inputs
 from tests.chaos.watchers import JobWatchers
+from tests.figures import Figures
 from tests.support import make_project, tts_job, wait_for
 
 JOBS_PER_ROUND = 64
@@ -88,7 +88,7 @@ def test_every_accepted_job_finishes_once_through_the_fault(chaos: Chaos, speech
     watchers.join(SETTLE_SECONDS)
     unseen = [j for j in watchers.finals if watchers.finals[j] != found.states.get(j)]
     unseen += [j for j in accepted[:JOBS_PER_ROUND] if j not in watchers.finals]
-    figures_for(f"faults[{tag}]").record(
+    Figures("chaos", f"faults[{tag}]").record(
         jobs_accepted=len(accepted),
         in_flight_at_fault=in_flight,
         faults_injected=tag.count("+") + 1,

@@ -15,7 +15,7 @@ import httpx
 
 from services.devstack.supervisor import wait_until
 from tests.chaos.conftest import Chaos
-from tests.chaos.figures import figures_for
+from tests.figures import Figures
 from tests.support import long_text, make_project, scraped, stored_results, tts_job, wait_for, worker_names
 
 TIME_LIMIT_SECONDS = 15
@@ -78,7 +78,7 @@ def test_a_running_job_whose_workers_are_all_gone_is_failed_by_the_reaper(chaos:
     after = wait_for(chaos.http, editor, job["id"], {"FAILED"}, timeout=5)
     assert after["error"] == done["error"]
     assert stored_results(chaos.endpoints.database_url, job["id"]) == 0
-    figures_for("reaper").record(
+    Figures("chaos", "reaper").record(
         time_limit_s=TIME_LIMIT_SECONDS,
         grace_s=GRACE_SECONDS,
         workers_killed=len(workers),

@@ -17,7 +17,7 @@ from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 from services.devstack.supervisor import wait_until
 from tests.chaos.conftest import Chaos
-from tests.chaos.figures import figures_for
+from tests.figures import Figures
 from tests.support import make_project, scraped, tts_job, wait_for
 
 STALLED_STREAMS = 20
@@ -90,7 +90,7 @@ def test_watchers_that_never_read_are_ended_without_growing_the_jobs_service(cha
                 details.add(exc.details() or "")
             received.append(count)
 
-    figures_for("slow_consumer").record(
+    Figures("chaos", "slow_consumer").record(
         stalled_streams=STALLED_STREAMS,
         updates=UPDATES,
         update_kib=UPDATE_BYTES // 1024,

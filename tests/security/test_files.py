@@ -26,7 +26,7 @@ from services.devstack.stack import LocalStack
 from services.jobs.files import check_claim, safe_filename
 from services.workers.engines.base import BadInput
 from services.workers.input_limits import InputLimits, check_media_limits
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.support import Accounts, User, file_job, make_project, upload, wait_for
 
 MIB = 1024 * 1024

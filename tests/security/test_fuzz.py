@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.devstack.stack import Endpoints
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.security.protobuf_strategies import messages
 from tests.support import Accounts, User
 

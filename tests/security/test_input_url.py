@@ -31,7 +31,7 @@ from services.workers.inputs import (
     parse_networks,
     refusal,
 )
-from tests.security.conftest import Figures
+from tests.figures import Figures
 
 LOOPBACK = parse_networks("127.0.0.0/8")
 BODY = b"RIFF....WAVEfake audio" * 100

@@ -15,7 +15,7 @@ import grpc
 import httpx
 from aiorch.auth.v1 import tokens_pb2, tokens_pb2_grpc
 
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.support import Accounts, unique
 
 # tests/conftest.py: 5 failures per username, 10 per address, within 60 s.

@@ -24,7 +24,7 @@ from nats.js.errors import KeyNotFoundError
 from services.common import messaging
 from services.common.nats_permissions import COMPONENTS
 from services.devstack.stack import Endpoints
-from tests.security.conftest import Figures
+from tests.figures import Figures
 
 # How long a denied request may wait for its answer, and for the server's violation notice.
 DENIED_WAIT_SECONDS = 1.0

@@ -20,7 +20,7 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
 from services.devstack.stack import LocalStack
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.security.permission_matrix import CELLS, MATRIX, Row, fill
 from tests.support import Accounts, User, make_project, stopped_workers, tts_job, upload
 

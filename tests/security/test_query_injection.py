@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.support import Accounts, make_project, tts_job, unique
 
 PAYLOADS = [

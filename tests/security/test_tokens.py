@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from services.devstack.probes import grpc_serving
 from services.devstack.stack import Endpoints, LocalStack
 from services.devstack.supervisor import wait_until
-from tests.security.conftest import Figures
+from tests.figures import Figures
 from tests.support import Accounts, User, forge
 
 
