@@ -25,12 +25,13 @@ CHAOS_ENV = {
     "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "900",
     # Several jobs per worker at once, so 50+ jobs are in flight on two workers.
     "AIORCH_WORKER_CONCURRENCY": "3",
-    # A TTS attempt is stopped by its worker after 15 s; a silent one is reaped 15 s after that. The grace covers
-    # how long a dead worker's job may wait for its redelivery to start elsewhere (AckWait, a restarted NATS, a
-    # busy worker, two shared cores); with less, a round killing a worker while NATS restarts reaped a live job.
-    "AIORCH_WORKER_TIME_LIMITS": "TTS=15",
+    # A TTS attempt is stopped by its worker after 30 s; a silent one is reaped 20 s after that. The limit covers a
+    # short job held up by a NATS restart on two busy cores (at 15 s one such round failed a job on its limit). The
+    # grace covers how long a dead worker's job may wait for its redelivery to start elsewhere (AckWait, a restarted
+    # NATS, a busy worker); with 5 s, a round killing a worker while NATS restarts reaped a live job.
+    "AIORCH_WORKER_TIME_LIMITS": "TTS=30",
     "AIORCH_REAPER_INTERVAL_SECONDS": "1",
-    "AIORCH_REAPER_GRACE_SECONDS": "15",
+    "AIORCH_REAPER_GRACE_SECONDS": "20",
     # A watcher that does not read is ended after 3 s instead of 30.
     "AIORCH_WATCH_WRITE_TIMEOUT_SECONDS": "3",
 }

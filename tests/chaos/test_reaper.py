@@ -1,6 +1,6 @@
 """No job stays RUNNING past its time limit: with every worker gone, the reaper fails the job.
 
-The chaos stack's workers stop a TTS attempt after 15 s and the reaper allows 15 s more. Killing every
+The chaos stack's workers stop a TTS attempt after its time limit and the reaper allows a grace more. Killing every
 worker mid-job leaves nobody to take the job over; the reaper must fail it, and when a worker comes back
 the job's late redelivery must be called off (its cancel flag) without storing a result. A second jobs
 replica runs its own reaper over the same database: the job is failed once, by one of them.
@@ -14,12 +14,12 @@ import time
 import httpx
 
 from services.devstack.supervisor import wait_until
-from tests.chaos.conftest import Chaos
+from tests.chaos.conftest import CHAOS_ENV, Chaos
 from tests.figures import Figures
 from tests.support import long_text, make_project, scraped, stored_results, tts_job, wait_for, worker_names
 
-TIME_LIMIT_SECONDS = 15
-GRACE_SECONDS = 15
+TIME_LIMIT_SECONDS = int(CHAOS_ENV["AIORCH_WORKER_TIME_LIMITS"].removeprefix("TTS="))
+GRACE_SECONDS = int(CHAOS_ENV["AIORCH_REAPER_GRACE_SECONDS"])
 REPLICA = "jobs-reaper-2"
 
 
