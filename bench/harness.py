@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import httpx
 import psutil
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
@@ -19,6 +18,7 @@ from bench.echo import PACKAGE as ECHO_PACKAGE
 from bench.echo import SERVICE as ECHO_SERVICE
 from bench.echo import descriptor_set_with_echo
 from gateway.render import GatewayConfig, Upstream, render, upstream
+from services.devstack.probes import envoy_ready, grpc_serving
 from services.devstack.stack import DESCRIPTOR, VENV_BIN, Endpoints, LocalStack, StackConfig, free_port
 from services.devstack.supervisor import wait_until
 
@@ -96,7 +96,7 @@ class BenchStack:
         echo_port = free_port()
         self.local.supervisor.start("echo", [sys.executable, "-m", "bench.echo", str(echo_port)], cwd=ROOT, env=None)
         self.echo_address = f"127.0.0.1:{echo_port}"
-        wait_until(lambda: _serving(self.echo_address), 30, "the echo service")
+        wait_until(lambda: grpc_serving(self.echo_address), 30, "the echo service")
         descriptor = self.state_dir / "bench-descriptor.pb"
         descriptor.write_bytes(descriptor_set_with_echo(DESCRIPTOR.read_bytes()))
         port, admin_port = free_port(), free_port()
@@ -121,7 +121,7 @@ class BenchStack:
             [str(VENV_BIN / "envoy"), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"],
         )
         self.gateway_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(admin_port), 30, "the bench gateway")
+        wait_until(lambda: envoy_ready(admin_port), 30, "the bench gateway")
 
     def _accounts(self) -> None:
         with grpc.insecure_channel(self.endpoints.grpc["auth"]) as channel:
@@ -189,24 +189,6 @@ def resident_bytes(process: psutil.Process) -> int:
 def _split(address: str) -> tuple[str, int]:
     host, port = address.rsplit(":", 1)
     return host, int(port)
-
-
-def _serving(address: str) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
-
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
-
-
-def _ready(admin_port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def run_checked(argv: list[str], timeout: float) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.request
+from urllib.error import URLError
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -13,4 +16,13 @@ def grpc_serving(address: str, timeout: float = 1) -> bool:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
+        return False
+
+
+def envoy_ready(admin_port: int) -> bool:
+    """Whether the Envoy whose admin interface listens on this loopback port is ready to serve."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (URLError, OSError):
         return False

@@ -9,17 +9,15 @@ import signal
 import socket
 import sys
 import threading
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.error import URLError
 
 from gateway.render import GatewayConfig, StaticSite, render, upstream
 from services.auth.keys import generate_key_pair, load_signing_key
 from services.common.messaging import inbox_prefix
 from services.common.nats_permissions import COMPONENTS, render_authorization
 from services.devstack.postgres import start_postgres
-from services.devstack.probes import grpc_serving
+from services.devstack.probes import envoy_ready, grpc_serving
 from services.devstack.supervisor import Supervisor, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,7 +262,7 @@ class LocalStack:
                 "warn",
             ],
         )
-        wait_until(lambda: _envoy_ready(admin_port), 30, "Envoy")
+        wait_until(lambda: envoy_ready(admin_port), 30, "Envoy")
         self.endpoints = Endpoints(
             gateway_url=f"http://127.0.0.1:{gateway_port}",
             gateway_port=gateway_port,
@@ -328,14 +326,6 @@ def _port_open(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _envoy_ready(admin_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except (URLError, OSError):
-        return False
 
 
 def run_foreground() -> int:

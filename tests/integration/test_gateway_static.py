@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from gateway.render import DEFAULT_PORTS, GatewayConfig, StaticSite, parse_static_sites, render, upstream
-from services.devstack.stack import VENV_BIN, _envoy_ready, free_port
+from services.devstack.probes import envoy_ready
+from services.devstack.stack import VENV_BIN, free_port
 from services.devstack.supervisor import wait_until
 
 PNG_BYTES = bytes(range(256)) * 400  # binary, larger than Envoy's default 4 KiB direct-response limit
@@ -55,7 +56,7 @@ def gateway(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: _envoy_ready(admin), 30, "Envoy")
+        wait_until(lambda: envoy_ready(admin), 30, "Envoy")
         yield f"http://127.0.0.1:{port}"
     finally:
         envoy.terminate()
