@@ -172,6 +172,9 @@ class OutboxRelay:
         self._loop = asyncio.get_running_loop()
         delay = self._poll
         while True:
+            # Before the select, not after the publish: a commit that wakes the relay while it publishes
+            # must bring it round again now, not at the next poll.
+            self._wake.clear()
             try:
                 sent = await self.drain_once()
                 delay = self._poll
@@ -184,7 +187,6 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay error; will retry")
                 delay = min(delay * 2, 10.0)
-            self._wake.clear()
             # After the clear: a wake() while measuring is not lost.
             await self._measure_quietly()
             with contextlib.suppress(TimeoutError):
