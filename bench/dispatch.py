@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 
 import nats
 import psycopg2
@@ -59,9 +60,21 @@ async def _drain_backlog(ctx: BenchContext) -> None:
         await nc.close()
 
 
-async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
-    """Seconds from each CreateJob's return to its JobStarted stamp."""
+@dataclass(frozen=True)
+class DispatchTimes:
+    """Per job, seconds from CreateJob's return to its JobStarted stamp, split where the relay published it."""
+
+    total: list[float]
+    # Return -> the dispatch message heard on NATS (the relay's share; below 0 where it beat the return).
+    relay: list[float]
+    # Dispatch message heard -> JobStarted (the worker's share: its pull, the cancel-flag read, the stamp).
+    worker: list[float]
+
+
+async def dispatch_latencies(ctx: BenchContext, jobs: int) -> DispatchTimes:
+    """Each job's CreateJob return, dispatch message on NATS and JobStarted stamp, as seconds between them."""
     returned: dict[str, float] = {}
+    published: dict[str, float] = {}
     started: dict[str, float] = {}
     all_started = asyncio.Event()
     # Jobs created and not yet finished stay under the workers' slots, so none waits in the queue.
@@ -77,9 +90,14 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
         elif kind in ("completed", "failed", "cancelled"):
             in_flight.release()
 
+    async def on_dispatch(message: Msg) -> None:
+        # A core subscription hears every publish without taking it from the workers' queue.
+        published.setdefault(events_pb2.DispatchJob.FromString(message.data).job_id, time.time())
+
     nc = await nats.connect(ctx.stack.endpoints.nats_url, **ctx.stack.endpoints.nats_login("admin"))
     try:
         await nc.subscribe(messaging.events_subject("*"), cb=on_event)
+        await nc.subscribe(messaging.dispatch_subject("*"), cb=on_dispatch)
         async with aio.insecure_channel(ctx.stack.endpoints.grpc["jobs"]) as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)
             request = ctx.tts_request("Go.")
@@ -95,7 +113,12 @@ async def dispatch_latencies(ctx: BenchContext, jobs: int) -> list[float]:
         await asyncio.wait_for(all_started.wait(), STARTED_TIMEOUT_SECONDS)
     finally:
         await nc.close()
-    return [started[job_id] - at for job_id, at in returned.items()]
+    heard = [job_id for job_id in returned if job_id in published]
+    return DispatchTimes(
+        total=[started[job_id] - at for job_id, at in returned.items()],
+        relay=[published[job_id] - returned[job_id] for job_id in heard],
+        worker=[started[job_id] - published[job_id] for job_id in heard],
+    )
 
 
 async def jetstream_latencies(ctx: BenchContext, samples: int) -> list[float]:
@@ -150,7 +173,9 @@ async def run(ctx: BenchContext) -> list[Figure]:
     try:
         await asyncio.sleep(3)  # the workers' consumers are bound
         await dispatch_latencies(ctx, 20)  # warm-up: engines loaded, connections open
-        dispatch = Latency.of_seconds(await dispatch_latencies(ctx, ctx.size.dispatch_jobs))
+        times = await dispatch_latencies(ctx, ctx.size.dispatch_jobs)
+        dispatch = Latency.of_seconds(times.total)
+        relay, worker = Latency.of_seconds(times.relay), Latency.of_seconds(times.worker)
     finally:
         ctx.stack.stop_workers(workers)
     samples = min(BASELINE_SAMPLES, ctx.size.dispatch_jobs)
@@ -162,6 +187,9 @@ async def run(ctx: BenchContext) -> list[Figure]:
         Figure("dispatch", "raw JetStream publish->receive p99", jetstream.p99_ms, "ms"),
         Figure("dispatch", "raw Postgres insert+commit p50", insert.p50_ms, "ms"),
         Figure("dispatch", "raw Postgres insert+commit p99", insert.p99_ms, "ms"),
+        Figure("dispatch", "create returned->dispatch published p50", relay.p50_ms, "ms"),
+        Figure("dispatch", "dispatch published->worker started p50", worker.p50_ms, "ms"),
+        Figure("dispatch", "dispatch published->worker started p99", worker.p99_ms, "ms"),
         judged(
             "dispatch",
             f"create->worker p50 ({dispatch.count} jobs)",
