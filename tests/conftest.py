@@ -23,7 +23,9 @@ TEST_SERVICE_ENV = {
     "AIORCH_LOGIN_MAX_FAILURES_PER_USER": "5",
     "AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS": "10",
     "AIORCH_LOGIN_FAILURE_WINDOW_SECONDS": "60",
-    "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "300",
+    # Tokens made at the start (the admin's, module fixtures' users) outlive the whole session: the run is
+    # far shorter than an hour. Expiry itself is tested on a replica with a 3 s lifetime.
+    "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "3600",
     # A dead worker's job comes back after two seconds instead of thirty.
     "AIORCH_WORKER_ACK_WAIT_SECONDS": "2",
     # Tests serve inputs from a local HTTP server.
