@@ -19,6 +19,7 @@ from services.devstack.stack import Endpoints
 # Far longer than the test waits: only a wake-up can bring the relay round in time.
 POLL_SECONDS = 60.0
 ARRIVAL_TIMEOUT_SECONDS = 10.0
+TEST_TIMEOUT_SECONDS = 60.0
 
 
 class RelayWithCommitDuringSelect(OutboxRelay):
@@ -40,7 +41,8 @@ class RelayWithCommitDuringSelect(OutboxRelay):
 
 
 def test_a_commit_while_the_relay_publishes_is_published_at_once(stack: Endpoints) -> None:
-    asyncio.run(_commit_during_publish(stack))
+    # Bounded as a whole: a stall anywhere fails here, naming where it waited, instead of holding up the run.
+    asyncio.run(asyncio.wait_for(_commit_during_publish(stack), TEST_TIMEOUT_SECONDS))
 
 
 async def _commit_during_publish(stack: Endpoints) -> None:

@@ -11,6 +11,7 @@ import pytest
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
 from services.devstack.stack import Endpoints
+from tests.conftest import TEST_SERVICE_ENV
 from tests.support import Accounts, forge, unique
 
 Code = grpc.StatusCode
@@ -35,7 +36,7 @@ def test_login_issues_tokens_with_the_documented_claims(accounts: Accounts, stac
     assert {"sub", "role", "jti", "iat", "exp", "iss", "aud"} <= claims.keys()
     assert claims["sub"] == user.id
     assert claims["role"] == "editor"
-    assert claims["exp"] - claims["iat"] == 300
+    assert claims["exp"] - claims["iat"] == int(TEST_SERVICE_ENV["AIORCH_ACCESS_TOKEN_TTL_SECONDS"])
     header = jwt.get_unverified_header(user.access)
     assert header["alg"] == "EdDSA"
 
