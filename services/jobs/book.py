@@ -25,7 +25,7 @@ from services.common.pagination import next_keyset_token, read_keyset_page
 from services.jobs import media
 from services.jobs.dispatch import cancel_message, dispatch_message
 from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
-from services.jobs.metrics import JOBS_CREATED, JOBS_FINISHED
+from services.jobs.metrics import JOBS_CREATED, count_finished
 from services.jobs.models import OUTBOX, File, Job, JobAttempt, JobLog, Result
 from services.jobs.projects_client import Access, ProjectsClient
 from services.jobs.views import JobView, ResultView
@@ -402,7 +402,7 @@ class JobBook:
                 job.status = JobState.CANCELLED.value
                 job.error = "cancelled on request"
                 job.finished_at = utcnow()
-                JOBS_FINISHED.labels(job.type, JobState.CANCELLED.value).inc()
+                count_finished(job.type, JobState.CANCELLED.value, job.started_at, job.finished_at)
             _touch(job)
             return self._view(session, job)
 
