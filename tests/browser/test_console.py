@@ -15,8 +15,9 @@ import httpx
 from aiorch.auth.v1 import tokens_pb2
 from playwright.sync_api import FilePayload, Page, expect
 
+from services.devstack.stack import LocalStack
 from tests.browser.conftest import STEP_TIMEOUT_MS
-from tests.support import Accounts, User, long_text, make_project, tts_job, unique, wait_for
+from tests.support import Accounts, User, long_text, make_project, stopped_workers, tts_job, unique, wait_for
 
 WATCH_JOB = "/aiorch.jobs.v1.JobService/WatchJob"
 GET_JOB = "/aiorch.jobs.v1.JobService/GetJob"
@@ -71,7 +72,7 @@ def grpc_calls(requests: list[str], method: str) -> int:
 
 
 def test_editor_submits_tts_and_plays_the_result_from_live_progress(
-    page: Page, console_url: str, accounts: Accounts, http: httpx.Client
+    page: Page, console_url: str, accounts: Accounts, http: httpx.Client, local_stack: LocalStack
 ) -> None:
     # Given an editor signed in through the console's form, with a project created in the console
     editor = accounts.create("editor")
@@ -88,10 +89,14 @@ def test_editor_submits_tts_and_plays_the_result_from_live_progress(
     page.evaluate(RECORD_PROGRESS)
     page.get_by_label("Name (optional)").fill("greeting")
     page.get_by_label("Text", exact=True).fill(SPEECH)
-    page.get_by_role("button", name="Submit job").click()
+    panel = page.locator(".job-panel")
+    # The job waits until the panel's stream is open: on an idle machine it would otherwise be done (the
+    # stream's first snapshot already 100 %) before the browser had asked for it.
+    with stopped_workers(local_stack):
+        page.get_by_role("button", name="Submit job").click()
+        expect(panel.locator(".status")).to_have_attribute("data-state", "PENDING")
 
     # Then the progress bar reaches 100 % from the one live WatchJob stream, with no polling
-    panel = page.locator(".job-panel")
     expect(panel.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=90_000)
     expect(panel.locator(".status")).to_have_attribute("data-state", "COMPLETED")
     seen: list[int] = page.evaluate("() => window.progressSeen")
