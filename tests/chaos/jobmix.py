@@ -57,7 +57,8 @@ def job_bodies(project_id: str, inputs: Inputs, count: int, tag: str) -> list[di
                 "input_file_id": inputs.speech_file_id,
             }
         else:
-            text = f"Chaos job number {n} says hello. It speaks two short sentences in round {tag}."
+            # Long enough that 50 jobs are still in flight when the fault hits, even on an idle machine.
+            text = f"Chaos job number {n} says hello. It speaks a few short sentences in round {tag}. " * 4
             body |= {"type": "TTS", "params": {"tts": {"text": text}}}
         bodies.append(body)
     return bodies
