@@ -49,14 +49,30 @@ class Watchers:
         self.latencies.setdefault(progress, []).append(time.time() - stored_at)
         self._changed.set()
 
-    async def until(self, ready: int | None = None, progress: int | None = None) -> None:
-        """Wait until every watcher has its snapshot, or every watcher has `progress`."""
-        async with asyncio.timeout(EVENT_TIMEOUT_SECONDS):
-            while (self.snapshots if progress is None else len(self.latencies.get(progress, []))) < (
-                ready or self.expected
-            ):
-                self._changed.clear()
-                await self._changed.wait()
+    def count(self, progress: int | None) -> int:
+        """Watchers with their snapshot (progress None), or with `progress`."""
+        return self.snapshots if progress is None else len(self.latencies.get(progress, []))
+
+    async def until(self, tasks: list[asyncio.Task[None]], progress: int | None = None) -> None:
+        """Wait until every watcher has its snapshot, or every watcher has `progress`; fail on a dead watcher."""
+        try:
+            async with asyncio.timeout(EVENT_TIMEOUT_SECONDS):
+                while self.count(progress) < self.expected:
+                    _raise_first_failure(tasks)
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            _raise_first_failure(tasks)
+            what = "their snapshot" if progress is None else f"progress {progress}"
+            raise RuntimeError(
+                f"{self.count(progress)} of {self.expected} watchers had {what} after {EVENT_TIMEOUT_SECONDS} s"
+            ) from None
+
+
+def _raise_first_failure(tasks: list[asyncio.Task[None]]) -> None:
+    failed = [task for task in tasks if task.done() and not task.cancelled() and task.exception() is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} watchers failed; the first: {failed[0].exception()!r}")
 
 
 async def _grpc_watcher(stub: jobs_pb2_grpc.JobServiceStub, ctx: BenchContext, job_id: str, seen: Watchers) -> None:
@@ -89,6 +105,12 @@ async def _sse_watcher(http: httpx.AsyncClient, ctx: BenchContext, job_id: str, 
                 seen.arrived(job["progress"], datetime.fromisoformat(job["updated_at"]).timestamp())
 
 
+def _gateway_retries(ctx: BenchContext) -> int:
+    """Requests the bench gateway sent to the jobs service again (watch opens it answered CANCELLED)."""
+    stats = httpx.get(f"http://127.0.0.1:{ctx.stack.gateway_admin_port}/stats?filter=^cluster.jobs.upstream_rq_retry$")
+    return int(stats.text.split(":")[1]) if ":" in stats.text else 0
+
+
 async def run(ctx: BenchContext) -> list[Figure]:
     """Open every stream, measure memory, then store progress changes one by one and time their arrival."""
     grpc_count, sse_count = ctx.size.fanout_grpc, ctx.size.fanout_sse
@@ -113,18 +135,16 @@ async def run(ctx: BenchContext) -> list[Figure]:
             for i in range(grpc_count)
         ]
         tasks += [asyncio.create_task(_sse_watcher(http, ctx, job.id, seen)) for _ in range(sse_count)]
-        await seen.until()
+        await seen.until(tasks)
         await asyncio.sleep(1)
         per_watcher_kb = (resident_bytes(jobs_process) - before) / (grpc_count + sse_count) / 1024
         for progress in range(1, ctx.size.fanout_events + 1):
             await admin.UpdateProgress(
                 jobs_pb2.UpdateProgressRequest(id=job.id, progress=progress), metadata=ctx.stack.admin.metadata
             )
-            await seen.until(progress=progress)
+            await seen.until(tasks, progress=progress)
             await asyncio.sleep(0.2)
-        failed = [task for task in tasks if task.done() and task.exception() is not None]
-        if failed:
-            raise RuntimeError(f"{len(failed)} watchers failed: {failed[0].exception()!r}")
+        _raise_first_failure(tasks)
     finally:
         for task in tasks:
             task.cancel()
@@ -137,6 +157,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
     latency = Latency.of_seconds([s for samples in seen.latencies.values() for s in samples])
     watchers = f"{grpc_count} gRPC + {sse_count} SSE"
     return [
+        Figure("fanout", "SSE opens the gateway retried (CANCELLED by the service)", _gateway_retries(ctx), "requests"),
         Figure("fanout", f"stored->every watcher p50 ({watchers})", latency.p50_ms, "ms"),
         judged(
             "fanout",

@@ -67,6 +67,7 @@ class BenchStack:
     endpoints: Endpoints = field(init=False)
     echo_address: str = field(init=False)
     gateway_url: str = field(init=False)
+    gateway_admin_port: int = field(init=False)
     admin: Account = field(init=False)
     editor: Account = field(init=False)
     project_id: str = field(init=False)
@@ -121,6 +122,7 @@ class BenchStack:
             [str(VENV_BIN / "envoy"), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"],
         )
         self.gateway_url = f"http://127.0.0.1:{port}"
+        self.gateway_admin_port = admin_port
         wait_until(lambda: envoy_ready(admin_port), 30, "the bench gateway")
 
     def _accounts(self) -> None:

@@ -44,6 +44,12 @@ KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 DEFAULT_PORTS = {"auth": 50051, "projects": 50052, "jobs": 50053}
 # Internal RPCs that services call on each other, never from outside.
 INTERNAL_METHODS = ("/aiorch.projects.v1.ProjectService/CheckAccess",)
+# Watch streams are reads, so the gateway may open one again when the service answered CANCELLED
+# before its first message: under a burst of opening streams (1,200 in `python -m bench --only
+# fanout`) the jobs service's gRPC core now and then cancels a new stream within milliseconds,
+# before the handler runs. Nothing was sent yet, so a retry is invisible to the client.
+RETRIED_WATCH_METHODS = ("/aiorch.jobs.v1.JobService/WatchJob", "/aiorch.jobs.v1.JobService/WatchJobs")
+WATCH_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,13 @@ def _routes(upstreams: list[Upstream], sites: list[StaticSite]) -> str:
         ]
     for up in upstreams:
         for package in up.packages:
+            for method in RETRIED_WATCH_METHODS:
+                if method.startswith(f"/{package}."):
+                    lines += [
+                        f"              - match: {{path: {method}}}",
+                        f"                route: {{cluster: {up.name}, timeout: 0s, retry_policy: "
+                        f"{{retry_on: cancelled, num_retries: {WATCH_RETRIES}}}}}",
+                    ]
             # Transcoded REST calls are routed after their path became the gRPC method path.
             lines += [
                 f"              - match: {{prefix: /{package}.}}",
@@ -171,6 +184,11 @@ def _clusters(upstreams: list[Upstream]) -> str:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config:
           http2_protocol_options: {{}}
+    # Retries in flight scale with the requests in flight (the default allows 3 per cluster, so
+    # a burst of cancelled watch opens overflowed it); a retry budget still bounds them.
+    circuit_breakers:
+      thresholds:
+      - retry_budget: {{budget_percent: {{value: 20.0}}, min_retry_concurrency: 10}}
     health_checks:
     - timeout: 1s
       interval: 5s
