@@ -7,6 +7,7 @@ what makes the caller context variable visible to the handler).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import time
@@ -130,6 +131,10 @@ class MetricsInterceptor(_AroundInterceptor):
         code = grpc.StatusCode.OK
         try:
             yield
+        except asyncio.CancelledError:
+            # The client went away (or the server is stopping): not a failure of the handler.
+            code = context.code() or grpc.StatusCode.CANCELLED
+            raise
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
