@@ -23,8 +23,11 @@ class TimedStreamWriter:
 
     async def write(self, message: Any) -> None:
         """Send one message; RESOURCE_EXHAUSTED if the client does not take it in time."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every write in a new task, which
+        # was a quarter of the jobs service's samples while fanning an update out to 1,200 streams.
         try:
-            await asyncio.wait_for(self._context.write(message), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._context.write(message)
         except TimeoutError:
             raise ResourceExhausted(
                 f"the client read nothing for {self._timeout:g} s; the stream is closed, reconnect to resume",
