@@ -1,14 +1,17 @@
 """Transactional outbox: rows written with the business change, published to JetStream by a relay.
 
-The relay may publish a row twice (a crash between the ack and the delete, two replicas
-racing); JetStream's duplicate window drops the second copy by its Nats-Msg-Id, so
-consumers see each message once.
+A row may also be handed off: published by the request that committed it, right after the commit,
+instead of waiting for the relay to select it (the fast path of job dispatch). The relay then only
+deletes it; if the hand-off fails or the process dies first, the relay publishes the row itself.
+
+A row may be published twice (a crash between the ack and the delete, two replicas racing, a
+hand-off racing a relay's select); JetStream's duplicate window drops the second copy by its
+Nats-Msg-Id, so consumers see each message once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -49,6 +52,17 @@ OUTBOX_OLDEST_SECONDS = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "aiorch_outbox_published_total", "Outbox rows published to JetStream by this relay.", ["service"]
 )
+OUTBOX_HANDED_OFF = Counter(
+    "aiorch_outbox_handed_off_total",
+    "Outbox rows published right after their commit by the request that wrote them, by outcome "
+    "(published, or failed: left to the relay).",
+    ["service", "outcome"],
+)
+
+
+# How long handed-off rows wait to be deleted together. Other replicas' relays would publish such a row
+# again only at their next poll (a second), and JetStream would drop the copy.
+HAND_OFF_DELETE_DELAY_SECONDS = 0.05
 
 
 def outbox_table(metadata: MetaData, schema: str) -> Table:
@@ -74,12 +88,14 @@ class OutboxMessage:
     payload: bytes
 
 
-def enqueue(session: Session, table: Table, message: OutboxMessage) -> None:
-    """Add `message` to the outbox inside the caller's transaction."""
-    session.execute(
-        table.insert().values(
-            subject=message.subject, msg_id=message.msg_id, payload=message.payload, created_at=utcnow()
-        )
+def enqueue(session: Session, table: Table, message: OutboxMessage) -> int:
+    """Add `message` to the outbox inside the caller's transaction; returns the row's id (for a hand-off)."""
+    return int(
+        session.execute(
+            table.insert()
+            .values(subject=message.subject, msg_id=message.msg_id, payload=message.payload, created_at=utcnow())
+            .returning(table.c.id)
+        ).scalar_one()
     )
 
 
@@ -104,15 +120,70 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch
         self._wake = asyncio.Event()
+        self._drain_requested = True
         self._measured_at = -math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
         self._service = table.schema or table.name
+        # Handed-off rows being published, and those published but not yet deleted: the relay's own
+        # select skips both, so this replica does not publish them a second time.
+        self._handing_off: set[int] = set()
+        self._handed_off: list[int] = []
+        self._hand_off_tasks: set[asyncio.Task[None]] = set()
+        self._delete_timer: asyncio.TimerHandle | None = None
         OUTBOX_PUBLISHED.labels(self._service)  # the series exists (at 0) before the first publish
 
     def wake(self) -> None:
         """Publish now instead of at the next poll; safe from any thread (called after a commit that enqueued)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._request_drain)
+
+    def _request_drain(self) -> None:
+        self._drain_requested = True
+        self._wake.set()
+
+    def hand_off(self, row_id: int, message: OutboxMessage) -> None:
+        """Publish a committed row now, beside the request, instead of after the relay's next select.
+
+        Call it on the event loop after the transaction that enqueued the row committed. The request
+        does not wait for the publish: a fault leaves the row to the relay, as if it was never handed off.
+        """
+        self._handing_off.add(row_id)
+        task = asyncio.get_running_loop().create_task(self._publish_handed_off(row_id, message))
+        self._hand_off_tasks.add(task)
+        task.add_done_callback(self._hand_off_tasks.discard)
+
+    async def _publish_handed_off(self, row_id: int, message: OutboxMessage) -> None:
+        try:
+            await self._js.publish(message.subject, message.payload, timeout=5, headers={"Nats-Msg-Id": message.msg_id})
+        except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
+            OUTBOX_HANDED_OFF.labels(self._service, "failed").inc()
+            log.warning("handed-off outbox row not published; the relay will", row_id=row_id, error=str(exc))
+            self._request_drain()
+            return
+        finally:
+            self._handing_off.discard(row_id)
+        OUTBOX_HANDED_OFF.labels(self._service, "published").inc()
+        OUTBOX_PUBLISHED.labels(self._service).inc()
+        self._handed_off.append(row_id)
+        if self._delete_timer is None:
+            # One delete for the rows handed off within the next moment, not one per row.
+            loop = asyncio.get_running_loop()
+            self._delete_timer = loop.call_later(HAND_OFF_DELETE_DELAY_SECONDS, self._wake_to_delete)
+
+    def _wake_to_delete(self) -> None:
+        self._delete_timer = None
+        self._wake.set()
+
+    async def _forget_handed_off(self) -> None:
+        """Delete the rows that were published on hand-off (kept for the next pass if the delete fails)."""
+        if not self._handed_off:
+            return
+        row_ids, self._handed_off = self._handed_off, []
+        try:
+            await asyncio.to_thread(self._delete, row_ids)
+        except BaseException:
+            self._handed_off = row_ids + self._handed_off
+            raise
 
     def _pending(self) -> list[_Row]:
         with self._db.transaction() as session:
@@ -157,8 +228,11 @@ class OutboxRelay:
         that dies before the delete publishes them again, and JetStream drops the repeats by Nats-Msg-Id.
         """
         published: list[int] = []
+        skipped = self._handing_off.union(self._handed_off)
         try:
             for row in await asyncio.to_thread(self._pending):
+                if row.id in skipped:
+                    continue
                 await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
                 published.append(row.id)
                 OUTBOX_PUBLISHED.labels(self._service).inc()
@@ -168,26 +242,34 @@ class OutboxRelay:
         return len(published)
 
     async def run(self) -> None:
-        """Forever: publish pending rows; on a NATS or database fault wait and try again."""
+        """Forever: delete handed-off rows, publish pending ones; on a NATS or database fault wait and retry."""
         self._loop = asyncio.get_running_loop()
         delay = self._poll
         while True:
             # Before the select, not after the publish: a commit that wakes the relay while it publishes
             # must bring it round again now, not at the next poll.
             self._wake.clear()
+            drain, self._drain_requested = self._drain_requested, False
             try:
-                sent = await self.drain_once()
-                delay = self._poll
-                if sent == self._batch:
-                    await self._measure_quietly()
-                    continue
+                await self._forget_handed_off()
+                if drain:
+                    sent = await self.drain_once()
+                    delay = self._poll
+                    if sent == self._batch:
+                        self._drain_requested = True
+                        await self._measure_quietly()
+                        continue
             except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
                 log.warning("outbox publish failed; will retry", error=str(exc), retry_in=delay)
+                self._drain_requested = True
                 delay = min(delay * 2, 10.0)
             except Exception:
                 log.exception("outbox relay error; will retry")
+                self._drain_requested = True
                 delay = min(delay * 2, 10.0)
             # After the clear: a wake() while measuring is not lost.
             await self._measure_quietly()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                self._drain_requested = True  # the poll: rows other replicas or a crash left behind

@@ -43,7 +43,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     revocations = RevocationView()
     broadcast = ChangeBroadcaster(nc)
     hub = WatchHub(settings.watch_queue_size)
-    book = JobBook(db, projects, blobs, relay.wake, broadcast)
+    book = JobBook(db, projects, blobs, relay.wake, broadcast, relay.hand_off)
     intake = EventIntake(db, js, broadcast)
     cleanup = ProjectCleanup(db, js, book, broadcast, relay.wake)
     queues = QueueMetrics(js)

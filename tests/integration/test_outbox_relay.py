@@ -1,16 +1,21 @@
-"""The outbox relay on the stack's PostgreSQL and NATS: a commit while it publishes is not left to the next poll."""
+"""The outbox relay on the stack's PostgreSQL and NATS: a commit while it publishes is not left to the next poll,
+and a row handed off after its commit is published once and deleted without waiting for a poll."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import nats
+import pytest
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import MetaData, Table, func, select, text
 
 from services.common.db import Database, make_engine
 from services.common.outbox import OutboxMessage, OutboxRelay, enqueue, outbox_table
@@ -40,12 +45,23 @@ class RelayWithCommitDuringSelect(OutboxRelay):
         return rows
 
 
-def test_a_commit_while_the_relay_publishes_is_published_at_once(stack: Endpoints) -> None:
-    # Bounded as a whole: a stall anywhere fails here, naming where it waited, instead of holding up the run.
-    asyncio.run(asyncio.wait_for(_commit_during_publish(stack), TEST_TIMEOUT_SECONDS))
+@dataclass
+class RelayScene:
+    """A fresh outbox table, a stream for its subject, and a core subscription that hears what is published."""
+
+    db: Database
+    table: Table
+    js: JetStreamContext
+    subject: str
+    arrivals: Subscription
+
+    def rows(self) -> int:
+        with self.db.transaction() as session:
+            return int(session.scalar(select(func.count()).select_from(self.table)) or 0)
 
 
-async def _commit_during_publish(stack: Endpoints) -> None:
+@contextlib.asynccontextmanager
+async def _scene(stack: Endpoints) -> AsyncIterator[RelayScene]:
     tag = uuid.uuid4().hex[:12]
     schema, subject, stream = f"relay_{tag}", f"relaytest.{tag}", f"RELAYTEST_{tag}"
     engine = make_engine(stack.database_url, 2)
@@ -55,27 +71,66 @@ async def _commit_during_publish(stack: Endpoints) -> None:
     table.metadata.create_all(engine)
     nc = await nats.connect(stack.nats_url, **stack.nats_login("admin"))
     js = nc.jetstream()
-    relay_task: asyncio.Task[None] | None = None
     try:
         await js.add_stream(StreamConfig(name=stream, subjects=[subject]))
         arrivals = await nc.subscribe(subject)
         await nc.flush()
-        db = Database(engine)
-        relay = RelayWithCommitDuringSelect(db, table, js, OutboxMessage(subject, "late", b"late"))
-        relay_task = asyncio.create_task(relay.run())
-        with db.transaction() as session:
-            enqueue(session, table, OutboxMessage(subject, "first", b"first"))
-        relay.wake()
-        received = [(await arrivals.next_msg(timeout=ARRIVAL_TIMEOUT_SECONDS)).data for _ in range(2)]
-        assert received == [b"first", b"late"]
+        yield RelayScene(Database(engine), table, js, subject, arrivals)
     finally:
-        if relay_task is not None:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
         with contextlib.suppress(Exception):
             await js.delete_stream(stream)
         await nc.close()
         with engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _running(relay: OutboxRelay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0)  # run() has started and can be woken
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_a_commit_while_the_relay_publishes_is_published_at_once(stack: Endpoints) -> None:
+    # Bounded as a whole: a stall anywhere fails here, naming where it waited, instead of holding up the run.
+    asyncio.run(asyncio.wait_for(_commit_during_publish(stack), TEST_TIMEOUT_SECONDS))
+
+
+async def _commit_during_publish(stack: Endpoints) -> None:
+    async with _scene(stack) as scene:
+        late = OutboxMessage(scene.subject, "late", b"late")
+        relay = RelayWithCommitDuringSelect(scene.db, scene.table, scene.js, late)
+        async with _running(relay):
+            with scene.db.transaction() as session:
+                enqueue(session, scene.table, OutboxMessage(scene.subject, "first", b"first"))
+            relay.wake()
+            received = [(await scene.arrivals.next_msg(timeout=ARRIVAL_TIMEOUT_SECONDS)).data for _ in range(2)]
+            assert received == [b"first", b"late"]
+
+
+def test_a_handed_off_row_is_published_once_and_deleted_without_a_poll(stack: Endpoints) -> None:
+    asyncio.run(asyncio.wait_for(_hand_off(stack), TEST_TIMEOUT_SECONDS))
+
+
+async def _hand_off(stack: Endpoints) -> None:
+    async with _scene(stack) as scene:
+        relay = OutboxRelay(scene.db, scene.table, scene.js, poll_seconds=POLL_SECONDS)
+        async with _running(relay):
+            message = OutboxMessage(scene.subject, "handed", b"handed")
+            with scene.db.transaction() as session:
+                row_id = enqueue(session, scene.table, message)
+            relay.hand_off(row_id, message)
+            assert (await scene.arrivals.next_msg(timeout=ARRIVAL_TIMEOUT_SECONDS)).data == b"handed"
+            async with asyncio.timeout(ARRIVAL_TIMEOUT_SECONDS):
+                while scene.rows():
+                    await asyncio.sleep(0.05)
+            # A drain after the delete finds nothing to publish again.
+            relay.wake()
+            with pytest.raises(nats.errors.TimeoutError):
+                await scene.arrivals.next_msg(timeout=1)
