@@ -185,7 +185,9 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1, owner: str | 
         )
     for bucket, ttl in BUCKET_TTL_SECONDS.items():
         if owner is None or BUCKET_OWNERS[bucket] == owner:
-            await _ensure_bucket(js, KeyValueConfig(bucket=bucket, ttl=ttl, replicas=replicas))
+            # Direct gets: a read is answered by the stream itself (any replica), not through the JetStream
+            # API's request path; a worker reads the cancel flag of every job before starting it.
+            await _ensure_bucket(js, KeyValueConfig(bucket=bucket, ttl=ttl, replicas=replicas, direct=True))
 
 
 async def wait_for_streams(js: JetStreamContext, streams: list[str], timeout: float = 120.0) -> None:
@@ -208,3 +210,9 @@ async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
         await js.key_value(config.bucket)
     except BucketNotFoundError:
         await js.create_key_value(config)
+        return
+    # A bucket made by an older release has no direct gets yet: turn them on in place.
+    stream = await js.stream_info(kv_stream(config.bucket))
+    if config.direct and not stream.config.allow_direct:
+        stream.config.allow_direct = True
+        await js.update_stream(stream.config)
