@@ -6,11 +6,12 @@ the event loop that serves gRPC streams never blocks on the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine
+from sqlalchemy import Connection, DateTime, Engine, create_engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -49,12 +50,22 @@ class Database:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self) -> AbstractContextManager[Session]:
         """A session whose work commits on success and rolls back on any error."""
+        return self._translated(self._sessions.begin)
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A Core connection in autocommit for one hot read: no ORM session, no BEGIN, no COMMIT or
+        ROLLBACK round trips. Each statement sees its own snapshot, so use it for single statements."""
+        return self._translated(lambda: self.engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+
+    @staticmethod
+    @contextmanager
+    def _translated(opening: Callable[[], AbstractContextManager[Any]]) -> Iterator[Any]:
+        """Open and enter a session or connection, mapping database errors (connecting included) to the domain's."""
         try:
-            with self._sessions.begin() as session:
-                yield session
+            with opening() as handle:
+                yield handle
         except OperationalError as exc:
             raise Unavailable("the database is unavailable, try again") from exc
         except DataError as exc:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from aiorch.projects.v1 import events_pb2
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -156,6 +156,14 @@ def _deleted_event(project_id: uuid.UUID, caller: Caller, at: datetime) -> Outbo
     return OutboxMessage(PROJECT_DELETED_SUBJECT, f"project-deleted:{project_id}", event.SerializeToString())
 
 
+# The owner and the caller's membership in one query; built once, the compiled form is cached.
+_ACCESS_QUERY = (
+    select(Project.owner_id, Member.role)
+    .outerjoin(Member, (Member.project_id == Project.id) & (Member.user_id == bindparam("user_id")))
+    .where(Project.id == bindparam("project_id"))
+)
+
+
 class ProjectCatalog:
     """Every project, shown to and changed by only those its access rules allow.
 
@@ -300,13 +308,9 @@ class ProjectCatalog:
             parsed = uuid.UUID(project_id)
         except ValueError:
             return Access.NONE
-        with self._db.transaction() as session:
-            # One query for the owner and the caller's membership: the jobs service asks on every call.
-            row = session.execute(
-                select(Project.owner_id, Member.role)
-                .outerjoin(Member, (Member.project_id == Project.id) & (Member.user_id == caller.user_id))
-                .where(Project.id == parsed)
-            ).first()
+        # The jobs service asks on every call: one statement built once, on a Core connection in autocommit.
+        with self._db.reading() as connection:
+            row = connection.execute(_ACCESS_QUERY, {"project_id": parsed, "user_id": caller.user_id}).first()
         if row is None:
             return Access.NONE
         owner_id, role = row.tuple()
