@@ -59,6 +59,9 @@ def main() -> int:
     parser.add_argument("services", nargs="*", default=["jobs", "projects"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL: CPU in Python, not waits"
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory(prefix="aiorch-profile-") as temporary:
@@ -87,6 +90,7 @@ def main() -> int:
                         "--output",
                         str(out / f"{name}.txt"),
                         "--nonblocking",
+                        *(["--gil"] if args.gil else []),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
