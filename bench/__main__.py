@@ -15,6 +15,7 @@ from bench.context import BenchContext, RunSize
 from bench.harness import BenchStack
 from bench.load import wrk_available
 from bench.report import Figure, render_markdown, render_text
+from services.common.server import settle_garbage_collector
 
 Section = Callable[[BenchContext], Awaitable[list[Figure]]]
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         print("starting the stack ...", file=sys.stderr, flush=True)
         stack.start()
         try:
+            # The watchers and load generators in this process collect garbage the way the services do.
+            settle_garbage_collector()
             figures = asyncio.run(_measure(BenchContext(stack, size), names))
         finally:
             stack.stop()

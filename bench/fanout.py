@@ -3,7 +3,9 @@
 Latency runs from the moment a progress change was stored (the job's updated_at, set in the
 transaction) to each watcher having it, measured in this process, which also parses every message:
 at 1,200 watchers the client's own work is part of the tail. Memory per watcher is the jobs
-service's resident growth with every stream open and idle, divided by the streams.
+service's resident growth with every stream open and idle, divided by the streams. CPU per delivery
+(the jobs service, the gateway, this process) is each one's CPU time over the progress changes,
+divided by the deliveries: the cost a change pays per watcher, which bounds the tail on two cores.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import cast
 
 import httpx
+import psutil
 from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from grpc import aio
 
 from bench.context import BenchContext
-from bench.harness import resident_bytes
+from bench.harness import cpu_seconds, cpu_spent, resident_bytes
 from bench.report import Figure, judged
 from bench.stats import Latency
 
@@ -115,6 +119,13 @@ async def run(ctx: BenchContext) -> list[Figure]:
     """Open every stream, measure memory, then store progress changes one by one and time their arrival."""
     grpc_count, sse_count = ctx.size.fanout_grpc, ctx.size.fanout_sse
     jobs_process = ctx.stack.processes()["jobs"]
+    # Where the work of a delivery goes: the jobs service writes, the gateway transcodes the SSE
+    # streams, this process receives and parses every copy.
+    measured = {
+        "jobs": jobs_process,
+        "gateway": ctx.stack.processes()["bench-envoy"],
+        "watchers (this process)": psutil.Process(os.getpid()),
+    }
     channels = [
         aio.insecure_channel(ctx.stack.endpoints.grpc["jobs"]) for _ in range(-(-grpc_count // STREAMS_PER_CHANNEL))
     ]
@@ -138,6 +149,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
         await seen.until(tasks)
         await asyncio.sleep(1)
         per_watcher_kb = (resident_bytes(jobs_process) - before) / (grpc_count + sse_count) / 1024
+        cpu_before = cpu_seconds(measured)
         for progress in range(1, ctx.size.fanout_events + 1):
             await admin.UpdateProgress(
                 jobs_pb2.UpdateProgressRequest(id=job.id, progress=progress), metadata=ctx.stack.admin.metadata
@@ -145,6 +157,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
             await seen.until(tasks, progress=progress)
             await asyncio.sleep(0.2)
         _raise_first_failure(tasks)
+        spent = cpu_spent(cpu_before, cpu_seconds(measured))
     finally:
         for task in tasks:
             task.cancel()
@@ -155,6 +168,11 @@ async def run(ctx: BenchContext) -> list[Figure]:
         for channel in channels:
             await channel.close(None)
     latency = Latency.of_seconds([s for samples in seen.latencies.values() for s in samples])
+    cpu_figures = [
+        Figure("fanout", f"CPU per delivery: {name}", seconds / latency.count * 1e6, "us")
+        for name, seconds in spent.items()
+        if latency.count
+    ]
     watchers = f"{grpc_count} gRPC + {sse_count} SSE"
     return [
         Figure("fanout", "SSE opens the gateway retried (CANCELLED by the service)", _gateway_retries(ctx), "requests"),
@@ -171,4 +189,5 @@ async def run(ctx: BenchContext) -> list[Figure]:
         judged(
             "fanout", "resident memory per idle watcher", per_watcher_kb, "KB", "target", MEMORY_TARGET_KB, at_most=1
         ),
+        *cpu_figures,
     ]

@@ -188,6 +188,39 @@ def resident_bytes(process: psutil.Process) -> int:
     return total
 
 
+def cpu_seconds(
+    processes: dict[str, psutil.Process], with_children: frozenset[str] = frozenset({"postgres"})
+) -> dict[str, float]:
+    """CPU time (user + system) of each process so far.
+
+    For the processes named in `with_children` (PostgreSQL: one backend per connection) it adds the
+    children, live ones and those already exited and reaped (pools open and close overflow
+    connections under load). Others count alone: the bench process is the parent of the whole stack.
+    """
+    seconds: dict[str, float] = {}
+    for name, process in processes.items():
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total = times.user + times.system
+        if name in with_children:
+            total += times.children_user + times.children_system
+            for child in process.children(recursive=True):
+                try:
+                    child_times = child.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += child_times.user + child_times.system
+        seconds[name] = total
+    return seconds
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process spent between two readings of `cpu_seconds`."""
+    return {name: after[name] - before[name] for name in before if name in after}
+
+
 def _split(address: str) -> tuple[str, int]:
     host, port = address.rsplit(":", 1)
     return host, int(port)
