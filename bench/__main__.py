@@ -15,7 +15,7 @@ from bench.context import BenchContext, RunSize
 from bench.harness import BenchStack
 from bench.load import wrk_available
 from bench.report import Figure, render_markdown, render_text
-from services.common.server import settle_garbage_collector
+from services.common.collector import settle_garbage_collector
 
 Section = Callable[[BenchContext], Awaitable[list[Figure]]]
 

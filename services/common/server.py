@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.collector import settle_garbage_collector
 from services.common.config import ServiceSettings
 from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
@@ -77,25 +77,6 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
     names = [s.name for s in app.servicers]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     return server, health_servicer
-
-
-# Allocations between young collections (CPython's default is 700). The services allocate a few
-# objects per call and per watch update and keep little: collecting a thousand times less often
-# costs a little memory and takes the collector off the hot paths (docs/performance.md).
-YOUNG_GENERATION_THRESHOLD = 50_000
-
-
-def settle_garbage_collector() -> None:
-    """Once started: move what start-up built (modules, descriptors, mappers) out of the collector's reach
-    and collect the young generation less often.
-
-    A full collection walks every tracked object; before this, one in the middle of a fan-out to
-    1,200 watch streams stalled the event loop for all of them.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
 def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:

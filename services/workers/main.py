@@ -9,6 +9,7 @@ import socket
 
 from services.common import messaging
 from services.common.blobs import open_blob_store
+from services.common.collector import settle_garbage_collector
 from services.common.config import WorkerSettings
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
@@ -105,6 +106,7 @@ async def run_workers(settings: WorkerSettings) -> None:
         for consumer in consumers:
             await consumer.open()
         log.info("worker ready", worker_id=config.worker_id, types=job_types, concurrency=settings.worker_concurrency)
+        settle_garbage_collector()
         await asyncio.gather(*(consumer.run(stopping) for consumer in consumers))
 
         in_flight = {task for consumer in consumers for task in consumer.in_flight}
