@@ -28,6 +28,10 @@ from tests.word_error_rate import word_error_rate
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
 TEXT = "The quick brown fox jumps over the lazy dog."
+# Spoken and heard again: Whisper tiny.en hears espeak's "brown fox jumps" as "brown fog stumps" or
+# "round fog stumps" (2 or 3 of 9 words, across runs), too close to the limit for one short sentence.
+# This one it hears word for word.
+ROUND_TRIP_TEXT = "The museum opens early in the morning. Visitors can walk through the old gardens before lunch."
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,10 @@ def test_an_editor_creates_a_project_and_gets_speech_from_a_watched_tts_job(
 
 def test_an_uploaded_input_feeds_a_job(cli: Cli, editor: User, tmp_path: Path) -> None:
     project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
-    tts = cli("jobs", "submit", "tts", "-p", project["id"], "--text", TEXT, "--watch", "--output", "json", timeout=120)
+    tts = cli(
+        "jobs", "submit", "tts", "-p", project["id"], "--text", ROUND_TRIP_TEXT, "--watch", "--output", "json",
+        timeout=120,
+    )  # fmt: skip
     assert tts.returncode == 0, tts.stderr
     speech = tmp_path / "speech.wav"
     cli.json("jobs", "download", json.loads(tts.stdout.splitlines()[-1])["job"]["id"], "-o", str(speech))
@@ -246,7 +253,7 @@ def test_an_uploaded_input_feeds_a_job(cli: Cli, editor: User, tmp_path: Path) -
     assert job["input_file_id"]
     transcript = cli("jobs", "download", job["id"], "--file", "transcript.txt", "-o", "-")
     assert transcript.returncode == 0, transcript.stderr
-    assert word_error_rate(TEXT, transcript.stdout) < 0.3
+    assert word_error_rate(ROUND_TRIP_TEXT, transcript.stdout) < 0.3
 
 
 def test_a_pending_job_is_cancelled_and_retried(cli: Cli, editor: User, workers_stopped: None) -> None:
