@@ -6,6 +6,7 @@ at 1,200 watchers the client's own work is part of the tail. Memory per watcher 
 service's resident growth with every stream open and idle, divided by the streams. CPU per delivery
 (the jobs service, the gateway, this process) is each one's CPU time over the progress changes,
 divided by the deliveries: the cost a change pays per watcher, which bounds the tail on two cores.
+The section first waits until the jobs service has applied the worker events earlier sections left.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import cast
 
 import httpx
+import nats
 import psutil
 from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from grpc import aio
@@ -28,9 +30,11 @@ from bench.context import BenchContext
 from bench.harness import cpu_seconds, cpu_spent, resident_bytes
 from bench.report import Figure, judged
 from bench.stats import Latency
+from services.common import messaging
 
 STREAMS_PER_CHANNEL = 100
 EVENT_TIMEOUT_SECONDS = 30
+INTAKE_QUIET_TIMEOUT_SECONDS = 120
 # The issue's targets.
 P99_TARGET_MS = 100
 MEMORY_TARGET_KB = 50
@@ -115,6 +119,22 @@ def _gateway_retries(ctx: BenchContext) -> int:
     return int(stats.text.split(":")[1]) if ":" in stats.text else 0
 
 
+async def _intake_caught_up(ctx: BenchContext) -> None:
+    """Wait until the jobs service applied every worker event earlier sections left (the dispatch
+    section's thousands of jobs): applying them would otherwise share the cores with the fan-out."""
+    nc = await nats.connect(ctx.stack.endpoints.nats_url, **ctx.stack.endpoints.nats_login("admin"))
+    try:
+        js = nc.jetstream()
+        async with asyncio.timeout(INTAKE_QUIET_TIMEOUT_SECONDS):
+            while True:
+                info = await js.consumer_info(messaging.EVENTS_STREAM, messaging.EVENTS_CONSUMER)
+                if not info.num_pending and not info.num_ack_pending:
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+
+
 async def run(ctx: BenchContext) -> list[Figure]:
     """Open every stream, measure memory, then store progress changes one by one and time their arrival."""
     grpc_count, sse_count = ctx.size.fanout_grpc, ctx.size.fanout_sse
@@ -133,6 +153,7 @@ async def run(ctx: BenchContext) -> list[Figure]:
     http = httpx.AsyncClient(base_url=ctx.stack.gateway_url, limits=limits, timeout=httpx.Timeout(60, read=None))
     tasks: list[asyncio.Task[None]] = []
     try:
+        await _intake_caught_up(ctx)
         job = await jobs_pb2_grpc.JobServiceStub(channels[0]).CreateJob(
             ctx.tts_request(), metadata=ctx.stack.editor.metadata
         )
