@@ -187,7 +187,7 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1, owner: str | 
         if owner is None or BUCKET_OWNERS[bucket] == owner:
             # Direct gets: a read is answered by the stream itself (any replica), not through the JetStream
             # API's request path; a worker reads the cancel flag of every job before starting it.
-            await _ensure_bucket(js, KeyValueConfig(bucket=bucket, ttl=ttl, replicas=replicas, direct=True))
+            await ensure_bucket(js, KeyValueConfig(bucket=bucket, ttl=ttl, replicas=replicas, direct=True))
 
 
 async def wait_for_streams(js: JetStreamContext, streams: list[str], timeout: float = 120.0) -> None:
@@ -205,7 +205,8 @@ async def wait_for_streams(js: JetStreamContext, streams: list[str], timeout: fl
                 await asyncio.sleep(1.0)
 
 
-async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
+async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
+    """Create the KV bucket, or turn on direct gets in place when `config` asks for them and it has none."""
     try:
         await js.key_value(config.bucket)
     except BucketNotFoundError:
