@@ -138,12 +138,13 @@ async def _intake_caught_up(ctx: BenchContext) -> None:
 async def run(ctx: BenchContext) -> list[Figure]:
     """Open every stream, measure memory, then store progress changes one by one and time their arrival."""
     grpc_count, sse_count = ctx.size.fanout_grpc, ctx.size.fanout_sse
-    jobs_process = ctx.stack.processes()["jobs"]
+    processes = ctx.stack.processes()
+    jobs_process = processes["jobs"]
     # Where the work of a delivery goes: the jobs service writes, the gateway transcodes the SSE
     # streams, this process receives and parses every copy.
     measured = {
         "jobs": jobs_process,
-        "gateway": ctx.stack.processes()["bench-envoy"],
+        "gateway": processes["bench-envoy"],
         "watchers (this process)": psutil.Process(os.getpid()),
     }
     channels = [
