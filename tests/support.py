@@ -1,4 +1,8 @@
-"""Test helpers: users with unique names, tokens, token forgery for attack tests, and views of a running stack."""
+"""Test helpers: the test stack's settings, users with unique names, tokens, token forgery, views of a running stack.
+
+Test modules import shared constants and helpers from here (or from a named support module next to them),
+never from a conftest.py or from another test module: tests/unit/test_test_layout.py checks it.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,25 @@ if TYPE_CHECKING:
     from services.devstack.stack import LocalStack
 
 PASSWORD = "correct horse battery"
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+# Cheap hashing keeps the suite fast; production defaults are in services/common/config.py.
+TEST_SERVICE_ENV = {
+    "AIORCH_ARGON2_TIME_COST": "1",
+    "AIORCH_ARGON2_MEMORY_KIB": "1024",
+    "AIORCH_ARGON2_PARALLELISM": "1",
+    "AIORCH_LOGIN_MAX_FAILURES_PER_USER": "5",
+    "AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS": "10",
+    "AIORCH_LOGIN_FAILURE_WINDOW_SECONDS": "60",
+    # Tokens made at the start (the admin's, module fixtures' users) outlive the whole session: the run is
+    # far shorter than an hour. Expiry itself is tested on a replica with a 3 s lifetime.
+    "AIORCH_ACCESS_TOKEN_TTL_SECONDS": "3600",
+    # A dead worker's job comes back after two seconds instead of thirty.
+    "AIORCH_WORKER_ACK_WAIT_SECONDS": "2",
+    # Tests serve inputs from a local HTTP server.
+    "AIORCH_WORKER_INPUT_ALLOW_NETWORKS": "127.0.0.0/8",
+    "AIORCH_MAX_UPLOAD_BYTES": str(5 * 1024 * 1024),
+}
 
 
 @dataclass(frozen=True)

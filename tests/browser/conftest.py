@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from services.devstack.stack import Endpoints, LocalStack
-
-CHROMIUM = Path("/usr/bin/chromium")
-# The machine has no internet: nothing in Chromium may try to reach out, and root needs --no-sandbox.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-# Every wait in these tests is bounded by this (milliseconds) unless it says otherwise.
-STEP_TIMEOUT_MS = 15_000
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT_MS
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from aiorch.auth.v1 import tokens_pb2
 from playwright.sync_api import FilePayload, Page, expect
 
 from services.devstack.stack import LocalStack
-from tests.browser.conftest import STEP_TIMEOUT_MS
+from tests.browser.chromium import STEP_TIMEOUT_MS
 from tests.support import Accounts, User, long_text, make_project, stopped_workers, tts_job, unique, wait_for
 
 WATCH_JOB = "/aiorch.jobs.v1.JobService/WatchJob"

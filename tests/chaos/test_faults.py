@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chaos.audit import non_final_count, settled
-from tests.chaos.conftest import Chaos
+from tests.chaos.chaos_stack import Chaos
 from tests.chaos.faults import (
     Fault,
     Round,

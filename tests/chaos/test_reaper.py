@@ -14,7 +14,7 @@ import time
 import httpx
 
 from services.devstack.supervisor import wait_until
-from tests.chaos.conftest import CHAOS_ENV, Chaos
+from tests.chaos.chaos_stack import CHAOS_ENV, Chaos
 from tests.figures import Figures
 from tests.support import long_text, make_project, scraped, stored_results, tts_job, wait_for, worker_names
 

@@ -16,7 +16,7 @@ import grpc
 from aiorch.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 from services.devstack.supervisor import wait_until
-from tests.chaos.conftest import Chaos
+from tests.chaos.chaos_stack import Chaos
 from tests.figures import Figures
 from tests.support import make_project, scraped, tts_job, wait_for
 

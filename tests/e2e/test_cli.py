@@ -13,8 +13,7 @@ import jwt
 
 from services.auth.keys import load_signing_key
 from services.devstack.stack import Endpoints
-from tests.conftest import TEST_SERVICE_ENV
-from tests.support import unique
+from tests.support import TEST_SERVICE_ENV, unique
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
 

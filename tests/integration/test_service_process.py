@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.devstack.stack import Endpoints, free_port
 from services.devstack.supervisor import Supervisor, wait_until
-from tests.conftest import ADMIN_PASSWORD, TEST_SERVICE_ENV
+from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
 

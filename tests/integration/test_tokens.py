@@ -11,8 +11,7 @@ import pytest
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
 from services.devstack.stack import Endpoints
-from tests.conftest import TEST_SERVICE_ENV
-from tests.support import Accounts, forge, unique
+from tests.support import TEST_SERVICE_ENV, Accounts, forge, unique
 
 Code = grpc.StatusCode
 
