@@ -21,9 +21,9 @@ from skimage import data as samples
 
 from bench.context import BenchContext
 from bench.report import Figure
-from services.workers.engines import media
 from services.workers.engines.base import EngineResult
 from services.workers.engines.registry import create_engine
+from services.workers.engines.toolkit import ffmpeg
 
 TEXT = (
     "Good morning. This is a short benchmark of the speech engines. "
@@ -60,7 +60,7 @@ def _timed_run(job_type: str, params: Message, inputs: list[Path], work: Path, r
 
 
 def _duration(path: Path) -> float:
-    seconds, _, _ = media.media_info(path)
+    seconds, _, _ = ffmpeg.media_info(path)
     return seconds
 
 

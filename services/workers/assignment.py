@@ -1,4 +1,4 @@
-"""The dispatch message, turned into a plain object once at the edge."""
+"""A worker's assignment: the DispatchJob message, decoded once at the edge into a plain object."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from google.protobuf.message import DecodeError, Message
 from services.workers.engines.base import BadInput
 
 
-class BadDispatch(Exception):
+class BadAssignment(Exception):
     """The message is not a DispatchJob a worker can report on (undecodable, no job id or type)."""
 
 
 @dataclass(frozen=True)
-class Dispatch:
+class Assignment:
     """One attempt of one job, as dispatched."""
 
     job_id: str
@@ -29,15 +29,15 @@ class Dispatch:
     created_at: datetime | None
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Dispatch:
-        """Decode a DispatchJob; BadDispatch if it cannot be reported on."""
+    def from_bytes(cls, data: bytes) -> Assignment:
+        """Decode a DispatchJob; BadAssignment if it cannot be reported on."""
         message = events_pb2.DispatchJob()
         try:
             message.ParseFromString(data)
         except DecodeError as exc:
-            raise BadDispatch(f"undecodable dispatch message: {exc}") from exc
+            raise BadAssignment(f"undecodable dispatch message: {exc}") from exc
         if not message.job_id or message.type == types_pb2.JOB_TYPE_UNSPECIFIED:
-            raise BadDispatch("dispatch message without job id or type")
+            raise BadAssignment("dispatch message without job id or type")
         return cls(
             job_id=message.job_id,
             job_type=types_pb2.JobType.Name(message.type),

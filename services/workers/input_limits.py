@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from services.workers.engines.base import BadInput
-from services.workers.engines.media import media_info
+from services.workers.engines.toolkit.ffmpeg import media_info
 
 # Job types whose input is an image; the other types with inputs take audio or video.
 IMAGE_INPUT_TYPES = frozenset({"AI_STORIES"})

@@ -22,9 +22,9 @@ from nats.js import JetStreamContext
 from services.common.blobs import BlobStore
 from services.common.logging import get_logger
 from services.workers import metrics
+from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import CancelFlags
 from services.workers.context import RunContext
-from services.workers.dispatch import BadDispatch, Dispatch
 from services.workers.engines.base import BadInput, Cancelled, Engine, EngineResult
 from services.workers.events import EventPublisher, EventPublishError
 from services.workers.heartbeat import Heartbeat, heartbeat_interval
@@ -97,8 +97,8 @@ class JobRunner:
         """Handle one delivery; never raises."""
         delivery = msg.metadata.num_delivered or 1
         try:
-            job = Dispatch.from_bytes(msg.data)
-        except BadDispatch as exc:
+            job = Assignment.from_bytes(msg.data)
+        except BadAssignment as exc:
             log.error("dropping dispatch message", error=str(exc), subject=msg.subject)
             await _quietly(msg.term())
             return
@@ -116,7 +116,7 @@ class JobRunner:
             bound.exception("delivery failed unexpectedly; the job goes back to the queue")
             await _quietly(msg.nak(delay=backoff_seconds(delivery)))
 
-    async def _deliver(self, msg: Msg, job: Dispatch, delivery: int, events: EventPublisher) -> Outcome:
+    async def _deliver(self, msg: Msg, job: Assignment, delivery: int, events: EventPublisher) -> Outcome:
         gave_up = beyond_last_delivery(delivery, self._config.max_deliver)
         if gave_up is not None:
             return gave_up
@@ -144,7 +144,7 @@ class JobRunner:
             self._running.discard(stop)
 
     async def _attempt(
-        self, job: Dispatch, delivery: int, events: EventPublisher, stop: StopFlag, time_limit: float, work: Path
+        self, job: Assignment, delivery: int, events: EventPublisher, stop: StopFlag, time_limit: float, work: Path
     ) -> Outcome:
         engine = self._engines.get(job.job_type)
         try:
@@ -208,7 +208,7 @@ class JobRunner:
             await pump
         return result
 
-    async def _upload(self, job: Dispatch, result: EngineResult, output_dir: Path) -> list[str]:
+    async def _upload(self, job: Assignment, result: EngineResult, output_dir: Path) -> list[str]:
         if not result.outputs:
             raise RuntimeError(f"the {job.job_type} engine produced no output")
         keys: list[str] = []
@@ -220,7 +220,7 @@ class JobRunner:
             keys.append(key)
         return keys
 
-    async def _finish(self, msg: Msg, job: Dispatch, events: EventPublisher, outcome: Outcome) -> None:
+    async def _finish(self, msg: Msg, job: Assignment, events: EventPublisher, outcome: Outcome) -> None:
         if isinstance(outcome, Completed):
             await events.completed(outcome.output_keys, outcome.meta)
             await msg.ack()

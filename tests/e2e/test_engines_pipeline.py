@@ -14,7 +14,7 @@ import imageio_ffmpeg
 import pytest
 from skimage import data as samples
 
-from services.workers.engines.media import media_info
+from services.workers.engines.toolkit.ffmpeg import media_info
 from tests.support import Accounts, User, file_job, make_project, tts_job, upload, wait_for
 
 ENGLISH = "The weather is nice today. We walk to the old market and buy fresh bread."

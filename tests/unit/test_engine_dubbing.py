@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from aiorch.jobs.v1 import types_pb2
 
-from services.workers.engines import media
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.dubbing import MIX_RATE, ApertiumDubbing, fit_rate, mix, place, resample
-from services.workers.engines.stt import MODEL_PATH_ENV, format_timestamp
-from services.workers.engines.translate import parse_modes, translate_lines
+from services.workers.engines.toolkit import ffmpeg
+from services.workers.engines.toolkit.transcript import format_timestamp
+from services.workers.engines.toolkit.translate import parse_modes, translate_lines
+from services.workers.engines.toolkit.whisper import MODEL_PATH_ENV
 from tests.engine_context import RecordingContext
 from tests.unit.test_engine_stt import speech_wav, video_with_sound
 
@@ -59,9 +60,9 @@ def test_a_video_comes_back_as_a_video_of_the_same_length_with_sound(
     clip: Path, dubbed: tuple[EngineResult, RecordingContext]
 ) -> None:
     result, _ = dubbed
-    source_duration, _, _ = media.media_info(clip)
+    source_duration, _, _ = ffmpeg.media_info(clip)
 
-    duration, has_audio, has_video = media.media_info(result.outputs[0])
+    duration, has_audio, has_video = ffmpeg.media_info(result.outputs[0])
 
     assert result.outputs[0].name == "dubbed.mp4"
     assert (has_audio, has_video) == (True, True)
@@ -74,8 +75,8 @@ def test_new_speech_fills_each_original_segment_over_the_lowered_original(
     clip: Path, dubbed: tuple[EngineResult, RecordingContext]
 ) -> None:
     result, _ = dubbed
-    original = media.decode_audio(clip, RATE)
-    output = media.decode_audio(result.outputs[0], RATE)
+    original = ffmpeg.decode_audio(clip, RATE)
+    output = ffmpeg.decode_audio(result.outputs[0], RATE)
     segments = result.meta["segments"]
 
     assert len(segments) >= 2
@@ -119,9 +120,9 @@ def test_an_audio_input_comes_back_as_a_wav_of_the_same_length(tmp_path: Path) -
     result, _ = dub(tmp_path, speech, original_volume=0.5)
 
     assert [p.name for p in result.outputs] == ["dubbed.wav", "subtitles.srt"]
-    samples, rate = media.read_wav(result.outputs[0])
+    samples, rate = ffmpeg.read_wav(result.outputs[0])
     assert rate == MIX_RATE
-    assert samples.size / rate == pytest.approx(media.media_info(speech)[0], abs=0.01)
+    assert samples.size / rate == pytest.approx(ffmpeg.media_info(speech)[0], abs=0.01)
     assert result.meta["format"] == "wav"
 
 

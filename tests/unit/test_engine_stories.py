@@ -21,9 +21,9 @@ from aiorch.jobs.v1 import types_pb2
 from numpy.typing import NDArray
 from skimage import data as samples
 
-from services.workers.engines import media
 from services.workers.engines.base import BadInput, Cancelled
 from services.workers.engines.stories import MAX_SIDE, TalkingHead, blink_track, load_portrait
+from services.workers.engines.toolkit import ffmpeg
 from tests.engine_context import RecordingContext
 
 SCRIPT = "Good morning, I am an astronaut from Houston. Today we fly all the way to the moon and back again."
@@ -72,7 +72,7 @@ def tell(
 
 def decode_frames(path: Path, width: int, height: int) -> NDArray[np.uint8]:
     raw = subprocess.run(
-        [media.ffmpeg(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+        [ffmpeg.executable(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
         capture_output=True,
         check=True,
     ).stdout
@@ -84,7 +84,7 @@ def render(directory: Path, fps: int) -> Story:
     ctx = RecordingContext(Path(tempfile.mkdtemp(dir=directory)))
     path, meta = tell(directory, portrait, ctx, script=SCRIPT, fps=fps)
     frames = decode_frames(path, meta["width"], meta["height"])
-    return Story(path, meta, frames, media.decode_audio(path, AUDIO_RATE), ctx.percents)
+    return Story(path, meta, frames, ffmpeg.decode_audio(path, AUDIO_RATE), ctx.percents)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_meta_describes_the_video_and_the_face_found(story: Story) -> None:
     assert story.frames.shape[1:3] == (story.meta["height"], story.meta["width"]) == (512, 512)
     # The astronaut's face sits in the upper middle of the photograph.
     assert 0 < x < x + w < 512 and 0 < y < y + h < 256
-    assert media.media_info(story.path)[1:] == (True, True)
+    assert ffmpeg.media_info(story.path)[1:] == (True, True)
 
 
 def test_progress_rises_to_completion(story: Story) -> None:

@@ -11,20 +11,12 @@ import numpy as np
 import pytest
 from aiorch.jobs.v1 import types_pb2
 
-from services.workers.engines import media
-from services.workers.engines._espeak import Espeak
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
-from services.workers.engines.stt import (
-    MODEL_PATH_ENV,
-    Segment,
-    WhisperStt,
-    Word,
-    format_timestamp,
-    primary_language,
-    split_sentences,
-    to_srt,
-    to_vtt,
-)
+from services.workers.engines.stt import WhisperStt
+from services.workers.engines.toolkit import ffmpeg
+from services.workers.engines.toolkit.espeak import Espeak
+from services.workers.engines.toolkit.transcript import Segment, Word, format_timestamp, split_sentences, to_srt, to_vtt
+from services.workers.engines.toolkit.whisper import MODEL_PATH_ENV, primary_language
 from tests.engine_context import RecordingContext
 from tests.word_error_rate import word_error_rate
 
@@ -42,14 +34,14 @@ def speech_wav(path: Path, sentences: tuple[str, ...], voice: str = "en") -> Pat
     parts: list[np.ndarray] = []
     for sentence in sentences:
         parts += [np.frombuffer(espeak.synthesize(sentence, voice), dtype=np.int16), pause]
-    return media.write_wav(path, np.concatenate(parts), espeak.sample_rate)
+    return ffmpeg.write_wav(path, np.concatenate(parts), espeak.sample_rate)
 
 
 def video_with_sound(path: Path, wav: Path) -> Path:
     """An H.264 + AAC MP4 of a plain still picture, as long as `wav`."""
-    duration, _, _ = media.media_info(wav)
+    duration, _, _ = ffmpeg.media_info(wav)
     subprocess.run(
-        [media.ffmpeg(), "-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+        [ffmpeg.executable(), "-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
          "color=c=navy:s=160x120:r=10", "-i", str(wav), "-t", f"{duration:.3f}",
          "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
         check=True,
@@ -93,7 +85,7 @@ def test_known_speech_is_recovered_with_word_error_rate_at_most_0_30_measured_0_
 
 def test_segments_are_timed_inside_the_audio(speech: Path, transcript: tuple[EngineResult, RecordingContext]) -> None:
     result, _ = transcript
-    duration, _, _ = media.media_info(speech)
+    duration, _, _ = ffmpeg.media_info(speech)
     document = json.loads(result.outputs[0].read_text())
 
     assert result.meta["duration_seconds"] == pytest.approx(duration, abs=0.01)
@@ -203,7 +195,7 @@ def test_a_file_that_is_not_media_is_bad_input(tmp_path: Path) -> None:
 def test_a_video_without_sound_is_bad_input(tmp_path: Path) -> None:
     silent = tmp_path / "silent.mp4"
     subprocess.run(
-        [media.ffmpeg(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=s=64x64:r=5:d=1", str(silent)],
+        [ffmpeg.executable(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=s=64x64:r=5:d=1", str(silent)],
         check=True,
     )
 

@@ -22,11 +22,11 @@ import pytest
 from aiorch.jobs.v1 import types_pb2
 from numpy.typing import NDArray
 
-from services.workers.engines._espeak import Espeak
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
-from services.workers.engines.media import decode_audio, media_info, read_wav, write_wav
+from services.workers.engines.toolkit.espeak import Espeak
+from services.workers.engines.toolkit.ffmpeg import decode_audio, media_info, read_wav, write_wav
+from services.workers.engines.toolkit.voice import speaker_profile, world
 from services.workers.engines.tts import EspeakTts
-from services.workers.engines.voice import speaker_profile, world
 from services.workers.engines.voice_cloning import WorldVoiceCloning
 from tests.engine_context import RecordingContext
 from tests.word_error_rate import word_error_rate

@@ -9,9 +9,9 @@ import time
 import pytest
 from aiorch.jobs.v1 import events_pb2, types_pb2
 
+from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import cancel_requested
 from services.workers.consumer import consumer_config
-from services.workers.dispatch import BadDispatch, Dispatch
 from services.workers.engines.base import BadInput, Cancelled, TransientError
 from services.workers.events import event_msg_id
 from services.workers.heartbeat import Heartbeat, heartbeat_interval
@@ -189,7 +189,7 @@ def test_a_dispatch_message_becomes_a_plain_object() -> None:
     )
     message.created_at.FromSeconds(1_700_000_000)
 
-    job = Dispatch.from_bytes(message.SerializeToString())
+    job = Assignment.from_bytes(message.SerializeToString())
 
     assert (job.job_id, job.job_type, job.attempt, job.output_prefix) == ("j1", "TTS", 2, "results/j1/2")
     assert job.created_at is not None
@@ -203,10 +203,10 @@ def test_parameters_of_another_type_are_bad_input() -> None:
     )
 
     with pytest.raises(BadInput, match="parameters for STT given to a TTS job"):
-        Dispatch.from_bytes(message.SerializeToString()).typed_params()
+        Assignment.from_bytes(message.SerializeToString()).typed_params()
 
 
 @pytest.mark.parametrize("data", [b"\xff\xff\xff", events_pb2.DispatchJob(job_id="j1").SerializeToString()])
 def test_messages_that_name_no_job_cannot_be_reported_on(data: bytes) -> None:
-    with pytest.raises(BadDispatch):
-        Dispatch.from_bytes(data)
+    with pytest.raises(BadAssignment):
+        Assignment.from_bytes(data)

@@ -16,10 +16,11 @@ import pytest
 from aiorch.jobs.v1 import types_pb2
 
 from services.workers.engines.base import BadInput, Cancelled
-from services.workers.engines.media import decode_audio, media_info, read_wav
 from services.workers.engines.registry import parse_job_types
-from services.workers.engines.tts import EspeakTts, split_text, voice_name
-from services.workers.engines.voice import world
+from services.workers.engines.toolkit.ffmpeg import decode_audio, media_info, read_wav
+from services.workers.engines.toolkit.speech import split_text, voice_name
+from services.workers.engines.toolkit.voice import world
+from services.workers.engines.tts import EspeakTts
 from tests.engine_context import RecordingContext
 from tests.word_error_rate import word_error_rate
 

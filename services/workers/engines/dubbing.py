@@ -19,21 +19,13 @@ from aiorch.jobs.v1 import types_pb2
 from google.protobuf.message import Message
 from numpy.typing import NDArray
 
-from services.workers.engines import media
-from services.workers.engines._espeak import DEFAULT_RATE, Espeak
 from services.workers.engines.base import BadInput, EngineContext, EngineResult
-from services.workers.engines.stt import (
-    SAMPLE_RATE,
-    Segment,
-    load_model,
-    primary_language,
-    read_speech,
-    split_sentences,
-    to_srt,
-    transcribe,
-)
-from services.workers.engines.translate import translate_lines, translation_mode
-from services.workers.engines.tts import voice_name
+from services.workers.engines.toolkit import ffmpeg
+from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.speech import voice_name
+from services.workers.engines.toolkit.transcript import Segment, split_sentences, to_srt
+from services.workers.engines.toolkit.translate import translate_lines, translation_mode
+from services.workers.engines.toolkit.whisper import SAMPLE_RATE, load_model, primary_language, read_speech, transcribe
 
 MIX_RATE = 44100
 DEFAULT_ORIGINAL_VOLUME = 0.2
@@ -119,7 +111,7 @@ class DubbingRequest:
 
 def _video_codec(path: Path) -> str:
     done = subprocess.run(
-        [media.ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, check=False
+        [ffmpeg.executable(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, check=False
     )
     match = _VIDEO_CODEC.search(done.stderr.decode(errors="replace"))
     return match.group(1) if match else ""
@@ -135,7 +127,7 @@ def mux(video: Path, audio: Path, target: Path) -> Path:
         picture += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
     args = ["-y", "-i", str(video), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", *picture]
     args += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(target)]
-    done = subprocess.run([media.ffmpeg(), "-hide_banner", "-nostdin", *args], capture_output=True, check=False)
+    done = subprocess.run([ffmpeg.executable(), "-hide_banner", "-nostdin", *args], capture_output=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
         raise BadInput(f"cannot write the dubbed video for {video.name}: {last}")
@@ -160,9 +152,9 @@ class ApertiumDubbing:
         path = inputs[0]
 
         ctx.progress(0, "extracting audio")
-        _, _, has_video = media.media_info(path)
+        _, _, has_video = ffmpeg.media_info(path)
         speech = read_speech(path)
-        original = media.decode_audio(path, MIX_RATE)
+        original = ffmpeg.decode_audio(path, MIX_RATE)
         ctx.check_cancelled()
 
         ctx.progress(5, "transcribing")
@@ -196,10 +188,10 @@ class ApertiumDubbing:
         if has_video:
             ctx.progress(92, "writing the video")
             with tempfile.TemporaryDirectory() as scratch:
-                mixed_wav = media.write_wav(Path(scratch) / "mix.wav", mixed, MIX_RATE)
+                mixed_wav = ffmpeg.write_wav(Path(scratch) / "mix.wav", mixed, MIX_RATE)
                 main = mux(path, mixed_wav, ctx.output_dir / "dubbed.mp4")
         else:
-            main = media.write_wav(ctx.output_dir / "dubbed.wav", mixed, MIX_RATE)
+            main = ffmpeg.write_wav(ctx.output_dir / "dubbed.wav", mixed, MIX_RATE)
         ctx.progress(100, f"dubbed {len(segments)} segments")
         return EngineResult(
             outputs=[main, subtitles],

@@ -22,11 +22,11 @@ from aiorch.jobs.v1 import types_pb2
 from google.protobuf.message import Message
 from numpy.typing import NDArray
 
-from services.workers.engines import media
-from services.workers.engines._espeak import Espeak
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, TransientError
-from services.workers.engines.face import FaceLayout, find_face
-from services.workers.engines.tts import EXAMPLE_LANGUAGES, split_text, voice_name
+from services.workers.engines.toolkit import ffmpeg
+from services.workers.engines.toolkit.espeak import Espeak
+from services.workers.engines.toolkit.face import FaceLayout, find_face
+from services.workers.engines.toolkit.speech import EXAMPLE_LANGUAGES, split_text, voice_name
 
 OUTPUT_NAME = "story.mp4"
 DEFAULT_FPS = 25
@@ -102,7 +102,7 @@ class TalkingHead:
         path = ctx.output_dir / OUTPUT_NAME
         animator = FaceAnimator(image, layout, fps)
         with tempfile.TemporaryDirectory() as work:
-            wav = media.write_wav(Path(work) / "speech.wav", speech, espeak.sample_rate)
+            wav = ffmpeg.write_wav(Path(work) / "speech.wav", speech, espeak.sample_rate)
             with Mp4Pipe(path, width, height, fps, wav) as video:
                 for index in range(frames):
                     if index % CHECK_EVERY == 0:
@@ -307,7 +307,7 @@ class Mp4Pipe:
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         # fmt: off
         command = [
-            media.ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            ffmpeg.executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "-",
             "-i", str(audio),
             "-map", "0:v", "-map", "1:a",

@@ -9,11 +9,11 @@ import numpy as np
 from aiorch.jobs.v1 import types_pb2
 from google.protobuf.message import Message
 
-from services.workers.engines._espeak import Espeak
 from services.workers.engines.base import BadInput, EngineContext, EngineResult
-from services.workers.engines.media import decode_audio, encode_audio, write_wav
-from services.workers.engines.tts import espeak_voice, output_format, split_text, text_to_speak
-from services.workers.engines.voice import NoVoice, analyse, convert, normalise_loudness, speaker_profile
+from services.workers.engines.toolkit.espeak import Espeak
+from services.workers.engines.toolkit.ffmpeg import decode_audio, encode_audio, write_wav
+from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
+from services.workers.engines.toolkit.voice import NoVoice, analyse, convert, normalise_loudness, speaker_profile
 
 # WORLD runs at roughly a third of real time on one core: bound the work one job can ask for.
 MAX_TEXT_CHARS = 5_000

@@ -22,14 +22,14 @@ AUDIO_FORMATS = {
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
-def ffmpeg() -> str:
+def executable() -> str:
     """Path of the bundled ffmpeg binary."""
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def _run(args: list[str], what: str, transient: bool = False) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg; a failure reading an input is bad input, a failure writing one (disk full...) is retried."""
-    done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", *args], capture_output=True, check=False)
+    done = subprocess.run([executable(), "-hide_banner", "-nostdin", *args], capture_output=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
         raise (TransientError if transient else BadInput)(f"{what}: {last}")
@@ -50,7 +50,7 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> NDArray[np.float32]:
 
 def media_info(path: Path) -> tuple[float, bool, bool]:
     """(duration in seconds, has audio, has video) of a media file, read from ffmpeg's stream listing."""
-    done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, check=False)
+    done = subprocess.run([executable(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, check=False)
     text = done.stderr.decode(errors="replace")
     match = _DURATION.search(text)
     if match is None:
