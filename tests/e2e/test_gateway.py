@@ -10,7 +10,7 @@ import pytest
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
 from services.devstack.stack import Endpoints
-from tests.security.test_tokens import ATTACKS
+from tests.security.token_forgeries import ATTACKS
 from tests.support import Accounts, User, unique
 
 

@@ -22,8 +22,8 @@ from services.common import messaging
 from services.common.queues import QueueState, read_queues
 from services.devstack.stack import Endpoints, free_port
 from services.devstack.supervisor import Supervisor, wait_until
+from tests.observability_config import ENVOY_METRICS, alert_rules, dashboard_exprs, promql_metric_names
 from tests.support import Accounts, make_project, scraped, tts_job, wait_for, watch_sse
-from tests.unit.test_alert_rules import ENVOY_METRICS, alert_rules, dashboard_exprs, promql_metric_names
 
 JOBS = 3
 WAIT_SECONDS = 30.0

@@ -11,9 +11,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -24,28 +22,24 @@ import services.common.metrics
 import services.common.outbox
 import services.jobs.metrics
 import services.workers.metrics
+from tests.observability_config import (
+    DASHBOARD,
+    ENVOY_METRICS,
+    OBSERVABILITY,
+    ROOT,
+    RULE_TESTS,
+    RULES,
+    alert_rules,
+    dashboard_exprs,
+    dashboard_panels,
+    promql_metric_names,
+    rule_groups,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-OBSERVABILITY = ROOT / "deploy" / "observability"
-RULES = OBSERVABILITY / "prometheus-rules.yaml"
-RULE_TESTS = OBSERVABILITY / "alerts.test.yaml"
-DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
 # The name alerts.test.yaml gives its rule file.
 EXTRACTED_RULES = "aiorch.rules.yaml"
 
-# Envoy's own metrics the dashboard uses (Envoy's /stats/prometheus names); tests/e2e/test_observability.py
-# checks against a real Envoy that each of them exists.
-ENVOY_METRICS = frozenset(
-    {
-        "envoy_http_downstream_rq_xx",
-        "envoy_http_downstream_rq_total",
-        "envoy_http_downstream_rq_active",
-        "envoy_http_downstream_rq_time_bucket",
-        "envoy_cluster_upstream_rq_time_bucket",
-        "envoy_cluster_membership_healthy",
-    }
-)
 SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
@@ -53,29 +47,6 @@ SAMPLE_SUFFIXES = {
     "summary": ("", "_sum", "_count", "_created"),
     "info": ("_info",),
 }
-_PROMQL_KEYWORDS = frozenset(
-    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
-)
-_STRING = re.compile(r'"(?:\\.|[^"\\])*"')
-_MATCHERS = re.compile(r"\{[^}]*\}")
-_RANGE = re.compile(r"\[[^\]]*\]")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_VARIABLE = re.compile(r"\$\w+")
-_IDENTIFIER = re.compile(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-def promql_metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression reads (good enough for the expressions kept here)."""
-    text = _STRING.sub('""', expr)
-    for pattern in (_MATCHERS, _RANGE, _GROUPING, _VARIABLE):
-        text = pattern.sub(" ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        word = match.group()
-        if word in _PROMQL_KEYWORDS or text[match.end() :].lstrip().startswith("("):
-            continue  # an operator or a function
-        names.add(word)
-    return names
 
 
 def exported_metric_names() -> set[str]:
@@ -84,28 +55,6 @@ def exported_metric_names() -> set[str]:
     for family in REGISTRY.collect():
         names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES.get(family.type, ("",)))
     return names
-
-
-def rule_groups() -> list[dict[str, Any]]:
-    """spec.groups of the PrometheusRule: a plain Prometheus rules file's `groups`."""
-    resource = yaml.safe_load(RULES.read_text())
-    groups: list[dict[str, Any]] = resource["spec"]["groups"]
-    return groups
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in rule_groups() for rule in group["rules"] if "alert" in rule]
-
-
-def dashboard_panels() -> Iterator[dict[str, Any]]:
-    """Every panel of the dashboard, those inside collapsed rows too."""
-    for panel in json.loads(DASHBOARD.read_text())["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def dashboard_exprs() -> list[str]:
-    return [target["expr"] for panel in dashboard_panels() for target in panel.get("targets", [])]
 
 
 def _anchor(heading: str) -> str:
