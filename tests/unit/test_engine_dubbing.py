@@ -17,7 +17,7 @@ from services.workers.engines.toolkit.transcript import format_timestamp
 from services.workers.engines.toolkit.translate import parse_modes, translate_lines
 from services.workers.engines.toolkit.whisper import MODEL_PATH_ENV
 from tests.engine_context import RecordingContext
-from tests.unit.test_engine_stt import speech_wav, video_with_sound
+from tests.spoken_media import speech_wav, video_with_sound
 
 SENTENCES = (
     "The house is very big.",

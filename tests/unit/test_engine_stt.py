@@ -7,46 +7,22 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from aiorch.jobs.v1 import types_pb2
 
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.stt import WhisperStt
 from services.workers.engines.toolkit import ffmpeg
-from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.transcript import Segment, Word, format_timestamp, split_sentences, to_srt, to_vtt
 from services.workers.engines.toolkit.whisper import MODEL_PATH_ENV, primary_language
 from tests.engine_context import RecordingContext
+from tests.spoken_media import speech_wav, video_with_sound
 from tests.word_error_rate import word_error_rate
 
 PARAGRAPHS = (
     "The museum opens early in the morning. Visitors can walk through the old gardens before lunch.",
     "Our train leaves from the north station every hour. Please buy your ticket before you board.",
 )
-PAUSE_SECONDS = 0.8
-
-
-def speech_wav(path: Path, sentences: tuple[str, ...], voice: str = "en") -> Path:
-    """The sentences spoken by espeak-ng with a pause after each, as a 16-bit WAV."""
-    espeak = Espeak.shared()
-    pause = np.zeros(round(PAUSE_SECONDS * espeak.sample_rate), dtype=np.int16)
-    parts: list[np.ndarray] = []
-    for sentence in sentences:
-        parts += [np.frombuffer(espeak.synthesize(sentence, voice), dtype=np.int16), pause]
-    return ffmpeg.write_wav(path, np.concatenate(parts), espeak.sample_rate)
-
-
-def video_with_sound(path: Path, wav: Path) -> Path:
-    """An H.264 + AAC MP4 of a plain still picture, as long as `wav`."""
-    duration, _, _ = ffmpeg.media_info(wav)
-    subprocess.run(
-        [ffmpeg.executable(), "-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-         "color=c=navy:s=160x120:r=10", "-i", str(wav), "-t", f"{duration:.3f}",
-         "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 def transcribe(tmp_path: Path, source: Path, **params: object) -> tuple[EngineResult, RecordingContext]:
