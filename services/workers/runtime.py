@@ -25,6 +25,7 @@ from services.workers import metrics
 from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import CancelFlags
 from services.workers.context import RunContext
+from services.workers.engine_process import MIB, EnginePool
 from services.workers.engines.base import BadInput, Cancelled, Engine, EngineResult
 from services.workers.events import EventPublisher, EventPublishError
 from services.workers.heartbeat import Heartbeat, heartbeat_interval
@@ -48,7 +49,9 @@ from services.workers.timelimit import Deadline, time_limit_for
 log = get_logger(__name__)
 
 # How long a stopped engine may take to reach its next checkpoint before the runtime stops waiting for it.
-STOP_GRACE_SECONDS = 2.0
+STOP_GRACE_SECONDS = 1.0
+# Resident memory one engine process may hold (models, decoded media, its ffmpeg) before its job is killed.
+DEFAULT_MEMORY_LIMIT_MIB = 3072.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,12 @@ class RuntimeConfig:
     time_limits: dict[str, float] = field(default_factory=dict)
     input_limits: InputLimits = field(default_factory=InputLimits)
     stop_grace_seconds: float = STOP_GRACE_SECONDS
+    memory_limit_mib: float = DEFAULT_MEMORY_LIMIT_MIB
+    memory_limits_mib: dict[str, float] = field(default_factory=dict)
+
+    def memory_limit_bytes(self, job_type: str) -> int:
+        """The memory ceiling of one engine process of `job_type`."""
+        return int(self.memory_limits_mib.get(job_type.upper(), self.memory_limit_mib) * MIB)
 
 
 class JobRunner:
@@ -79,14 +88,24 @@ class JobRunner:
         self._js = js
         self._cancels = cancels
         self._store = store
-        self._engines = engines
         self._config = config
+        self._pools = {
+            job_type: EnginePool(engine, config.memory_limit_bytes(job_type), config.stop_grace_seconds)
+            for job_type, engine in engines.items()
+        }
+        for pool in self._pools.values():
+            pool.warm_up()
         self._running: set[StopFlag] = set()
 
     @property
     def running(self) -> int:
         """Jobs whose engines run now."""
         return len(self._running)
+
+    def close(self) -> None:
+        """Stop every engine process (after the last job)."""
+        for pool in self._pools.values():
+            pool.close()
 
     def hand_back_all(self) -> None:
         """Shutdown: ask every running job to stop; each is nak'ed back to the queue."""
@@ -146,9 +165,9 @@ class JobRunner:
     async def _attempt(
         self, job: Assignment, delivery: int, events: EventPublisher, stop: StopFlag, time_limit: float, work: Path
     ) -> Outcome:
-        engine = self._engines.get(job.job_type)
+        pool = self._pools.get(job.job_type)
         try:
-            if engine is None:
+            if pool is None:
                 raise BadInput(f"this worker does not run {job.job_type} jobs")
             params = job.typed_params()
             inputs = await gather_inputs(
@@ -158,7 +177,7 @@ class JobRunner:
             await asyncio.to_thread(check_media_limits, job.job_type, inputs, self._config.input_limits)
             output_dir = work / "out"
             output_dir.mkdir()
-            result = await self._run_engine(engine, params, inputs, output_dir, events, stop)
+            result = await self._run_engine(pool, params, inputs, output_dir, events, stop)
             return Completed(await self._upload(job, result, output_dir), result.meta)
         except Cancelled:
             if stop.reason is None:
@@ -173,7 +192,7 @@ class JobRunner:
 
     async def _run_engine(
         self,
-        engine: Engine,
+        pool: EnginePool,
         params: Message,
         inputs: list[Path],
         output_dir: Path,
@@ -190,23 +209,13 @@ class JobRunner:
                 stop.request(StopReason.SHUTDOWN)
 
         pump.add_done_callback(stop_if_pump_failed)
-        work = asyncio.ensure_future(asyncio.to_thread(engine.run, params, inputs, ctx))
-        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                # The engine sees the flag at its next checkpoint; one that does not get there in time is left
-                # to finish in its thread, unobserved.
-                await asyncio.wait({work}, timeout=self._config.stop_grace_seconds)
-            if not work.done():
-                work.add_done_callback(_consume)
-                raise Cancelled("the engine did not reach a checkpoint in time")
-            result = work.result()
+            # The engine runs in its own process: a stop reaches it at its next checkpoint or kills it after
+            # the grace, and a job that passes the memory ceiling is killed with it.
+            return await pool.run(params, inputs, ctx, stop)
         finally:
-            stopped.cancel()
             ctx.close()
             await pump
-        return result
 
     async def _upload(self, job: Assignment, result: EngineResult, output_dir: Path) -> list[str]:
         if not result.outputs:
@@ -247,12 +256,6 @@ def _outcome_label(outcome: Outcome) -> str:
         HandBack: "handed_back",
     }
     return labels[type(outcome)]
-
-
-def _consume(future: asyncio.Future[EngineResult]) -> None:
-    # An abandoned engine's late error has nobody to go to; reading it keeps asyncio from warning.
-    if not future.cancelled():
-        future.exception()
 
 
 async def _quietly(ack: Awaitable[None]) -> None:
