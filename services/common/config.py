@@ -179,6 +179,12 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
     worker_input_max_seconds_by_type: str = Field(
         default="", description="Per-type input duration limits, e.g. `VOICE_CLONING=600,STT=7200`."
     )
+    worker_engine_memory_mib: float = Field(
+        default=3072.0, gt=0, description="Memory ceiling of one engine process (resident MiB, with its ffmpeg)."
+    )
+    worker_engine_memory_mib_by_type: str = Field(
+        default="", description="Per-type engine memory ceilings in MiB, e.g. `STT=2048,AI_STORIES=4096`."
+    )
     worker_engines: str = Field(
         default="", description="Engines replacing the CPU ones, e.g. `STT=mycompany.engines:GpuWhisper`."
     )

@@ -50,6 +50,9 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
             # Same TYPE=SECONDS form as the time limits.
             max_seconds_by_type=parse_time_limits(settings.worker_input_max_seconds_by_type),
         ),
+        memory_limit_mib=settings.worker_engine_memory_mib,
+        # Same TYPE=NUMBER form as the time limits, in MiB.
+        memory_limits_mib=parse_time_limits(settings.worker_engine_memory_mib_by_type),
     )
 
 
@@ -118,6 +121,7 @@ async def run_workers(settings: WorkerSettings) -> None:
                 await asyncio.wait(still_running, timeout=config.stop_grace_seconds + HAND_BACK_SECONDS)
         for consumer in consumers:
             await consumer.close()
+        runner.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
