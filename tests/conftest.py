@@ -1,4 +1,9 @@
-"""One real stack per test session: Postgres, NATS, the services and Envoy on free ports."""
+"""One real stack per test session: Postgres, NATS, the services and Envoy on free ports.
+
+Every test that needs a stack (this one, or the chaos suite's own) is marked `stack` here, from the fixtures it
+uses directly or through other fixtures, so `pytest -m "not stack"` (make test-fast) runs only the tests that
+need nothing running, and a new module cannot forget the marker.
+"""
 
 from __future__ import annotations
 
@@ -76,6 +81,24 @@ def workers_stopped(local_stack: LocalStack) -> Iterator[None]:
     """No worker runs during the test (jobs stay PENDING); they come back after it."""
     with stopped_workers(local_stack):
         yield
+
+
+# A fixture that starts real components, and the markers it gives every test that uses it, even indirectly.
+MARKERS_BY_FIXTURE: dict[str, tuple[str, ...]] = {
+    "local_stack": ("stack",),
+    "chaos": ("stack", "chaos"),
+    "browser": ("browser",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the fixtures it needs (item.fixturenames is the whole fixture closure)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, markers in MARKERS_BY_FIXTURE.items():
+            if fixture in used:
+                for marker in markers:
+                    item.add_marker(marker)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
