@@ -18,6 +18,7 @@ from services.common.collector import settle_garbage_collector
 from services.common.config import ServiceSettings
 from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
+from services.common.limits_interceptor import FieldLimitsInterceptor
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
 from services.common.request_text import RequestTextInterceptor
@@ -64,6 +65,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
             ErrorInterceptor(),
             AuthInterceptor(verifier, app.revocations, app.public_methods),
             RequestTextInterceptor(),
+            FieldLimitsInterceptor(),
         ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
