@@ -50,6 +50,8 @@ class Caller:
     family_id: str = ""
     # The bearer token itself, forwarded when this service calls another on the caller's behalf.
     token: str = field(default="", repr=False)
+    # When the token expires (seconds since the epoch; 0: unknown). Open streams end then.
+    expires_at: float = 0.0
 
     @property
     def is_admin(self) -> bool:
@@ -124,6 +126,7 @@ class TokenVerifier:
                 token_id=str(claims["jti"]),
                 family_id=family,
                 token=token,
+                expires_at=float(claims["exp"]),
             )
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise Unauthenticated("token is not valid") from exc

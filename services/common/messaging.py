@@ -32,6 +32,10 @@ REVOCATIONS_BUCKET = "token_revocations"
 REVOCATIONS_MAX_AGE_SECONDS = 24 * 3600
 # Core NATS (not JetStream): every jobs replica hears every stored change and feeds its watchers.
 CHANGES_PREFIX = "jobs.changes"
+# Core NATS: the projects service announces that who may do what on a project changed (a member added, removed
+# or given another role, the project deleted); open watch streams decide their access to it again. A lost
+# announcement is covered by the streams' periodic re-check (services/jobs/stream_access.py).
+ACCESS_CHANGES_PREFIX = "projects.access"
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 
@@ -53,6 +57,11 @@ def events_subject(job_id: str) -> str:
 def changes_subject(job_id: str) -> str:
     """Where the jobs service broadcasts a job's stored state."""
     return f"{CHANGES_PREFIX}.{job_id}"
+
+
+def access_changes_subject(project_id: str) -> str:
+    """Where the projects service announces that access to a project changed."""
+    return f"{ACCESS_CHANGES_PREFIX}.{project_id}"
 
 
 def revocation_key(family_id: str) -> str:

@@ -102,7 +102,8 @@ def permissions(component: str) -> Permissions:
         return Permissions(tuple(publish), (inbox,))
     if component == "projects":
         events = WORK_QUEUES[PROJECTS_STREAM].removesuffix("*") + ">"
-        return Permissions((*_owned("projects"), *revocations, events), (inbox,))
+        access = f"{messaging.ACCESS_CHANGES_PREFIX}.*"  # announces access changes (core NATS)
+        return Permissions((*_owned("projects"), *revocations, events, access), (inbox,))
     if component == "jobs":
         publish = [
             *_owned("jobs"),
@@ -118,7 +119,7 @@ def permissions(component: str) -> Permissions:
             f"{API}.DIRECT.GET.{EVENTS_STREAM}.>",
             f"{API}.CONSUMER.INFO.{DISPATCH_STREAM}.*",
         ]
-        return Permissions(tuple(publish), (inbox, f"{CHANGES_PREFIX}.*"))
+        return Permissions(tuple(publish), (inbox, f"{CHANGES_PREFIX}.*", f"{messaging.ACCESS_CHANGES_PREFIX}.*"))
     if component == "workers":
         publish = [
             f"{API}.STREAM.INFO.{DISPATCH_STREAM}",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -48,6 +49,7 @@ class RevocationView:
 
     def __init__(self, resync_seconds: float = 30.0, max_age_seconds: float = messaging.REVOCATIONS_MAX_AGE_SECONDS):
         self._families: dict[str, float] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._loaded = asyncio.Event()
         self._resync = resync_seconds
         self._max_age = max_age_seconds
@@ -57,9 +59,17 @@ class RevocationView:
         return family_id in self._families
 
     def revoke(self, family_id: str, revoked_at: float) -> None:
-        """Record a revocation (from the bucket; tests call it directly)."""
+        """Record a revocation (from the bucket; tests call it directly) and tell the listeners."""
+        known = family_id in self._families
         self._families[family_id] = revoked_at
         REVOKED_FAMILIES.set(len(self._families))
+        if not known:
+            for listener in self._listeners:
+                listener(family_id)
+
+    def on_revoke(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(family_id)` on every new revocation: open streams end at once, not at their next call."""
+        self._listeners.append(listener)
 
     def _forget_expired(self) -> None:
         # The bucket drops entries after max age; so does the view, to stay bounded.

@@ -13,8 +13,10 @@ from services.common.db import Database, make_engine
 from services.common.outbox import OutboxRelay
 from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
+from services.jobs.access import JobAccess
 from services.jobs.book import JobBook
 from services.jobs.cleanup import ProjectCleanup
+from services.jobs.convert import decode_change, encode_change
 from services.jobs.files import FileBook
 from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
 from services.jobs.intake import EventIntake
@@ -24,6 +26,7 @@ from services.jobs.queue_metrics import QueueMetrics
 from services.jobs.reaper import JobReaper, events_applied_until
 from services.jobs.results import ResultBook
 from services.jobs.watch import ChangeBroadcaster, WatchHub
+from services.jobs.watching import JobWatch
 
 Settings = JobsSettings
 
@@ -41,9 +44,13 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     projects = ProjectsClient(settings.projects_address)
     relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
     revocations = RevocationView()
-    broadcast = ChangeBroadcaster(nc)
-    hub = WatchHub(settings.watch_queue_size)
-    book = JobBook(db, projects, blobs, relay.wake, broadcast, relay.hand_off)
+    broadcast = ChangeBroadcaster(nc, encode_change)
+    hub = WatchHub(settings.watch_queue_size, decode_change)
+    # A revoked session's open streams end at once, not at their next call.
+    revocations.on_revoke(hub.revoke_family)
+    access = JobAccess(projects)
+    book = JobBook(db, access, blobs, relay.wake, broadcast, relay.hand_off)
+    watch = JobWatch(book, hub, access, settings.watch_access_recheck_seconds)
     intake = EventIntake(db, js, broadcast)
     cleanup = ProjectCleanup(db, js, book, broadcast, relay.wake)
     queues = QueueMetrics(js)
@@ -70,7 +77,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
         servicers=[
             Servicer(
                 "aiorch.jobs.v1.JobService",
-                JobServicer(book, hub, projects, settings.watch_write_timeout_seconds),
+                JobServicer(book, watch, settings.watch_write_timeout_seconds),
                 jobs_pb2_grpc.add_JobServiceServicer_to_server,
             ),
             Servicer(
@@ -80,7 +87,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             ),
             Servicer(
                 "aiorch.jobs.v1.JobResultService",
-                JobResultServicer(ResultBook(db, projects, blobs, broadcast, relay.wake)),
+                JobResultServicer(ResultBook(db, access, blobs, broadcast, relay.wake)),
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],

@@ -19,16 +19,18 @@ from services.common.blobs import BlobStore
 from services.common.counting import count_rows
 from services.common.db import Database, like_pattern, utcnow
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from services.common.identity import Caller, Role
+from services.common.identity import Caller
 from services.common.keyset import SortKey
 from services.common.outbox import OutboxMessage, enqueue
 from services.common.pagination import next_keyset_token, read_keyset_page
 from services.jobs import media
+from services.jobs.access import JobAccess, sees_everything
 from services.jobs.dispatch import cancel_message, dispatch_message
 from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
-from services.jobs.metrics import JOBS_CREATED, count_finished
-from services.jobs.models import OUTBOX, File, Job, JobAttempt, JobLog, Result
-from services.jobs.projects_client import Access, ProjectsClient
+from services.jobs.metrics import JOBS_CREATED
+from services.jobs.models import OUTBOX, File, Job, JobLog, Result
+from services.jobs.projects_client import Access
+from services.jobs.transitions import finish, new_attempt, new_grant, replace_attempt, touch
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
 
@@ -157,27 +159,19 @@ class JobBook:
     def __init__(
         self,
         db: Database,
-        projects: ProjectsClient,
+        access: JobAccess,
         blobs: BlobStore,
         wake_relay: Callable[[], None],
         broadcast: Broadcast,
         hand_off: Callable[[int, OutboxMessage], None],
     ) -> None:
         self._db = db
-        self._projects = projects
+        self._access = access
         self._blobs = blobs
         self._wake = wake_relay
         self._broadcast = broadcast
         # Publishes a new job's dispatch right after its commit (OutboxRelay.hand_off).
         self._hand_off = hand_off
-
-    async def _access(self, caller: Caller, project_id: uuid.UUID) -> Access:
-        if caller.is_admin:
-            return Access.OWNER
-        if caller.role is Role.SERVICE:
-            # Workers outside the cluster read any job (to report on it) but create or change none.
-            return Access.READ
-        return await self._projects.access(caller, project_id)
 
     async def _require(self, caller: Caller, job_id: str, need: Access) -> JobView:
         """The job, if the caller may `need` on its project; NOT_FOUND when they may not even see it."""
@@ -185,11 +179,7 @@ class JobBook:
         view = await asyncio.to_thread(self._load_view, key)
         if view is None:
             raise NotFound(f"job {job_id!r} not found")
-        access = await self._access(caller, view.project_id)
-        if access < Access.READ:
-            raise NotFound(f"job {job_id!r} not found")
-        if access < need:
-            raise PermissionDenied("you may read this job but not change it")
+        await self._access.require(caller, view.project_id, need, f"job {job_id!r}")
         return view
 
     def _load_view(self, job_id: uuid.UUID) -> JobView | None:
@@ -210,7 +200,7 @@ class JobBook:
         """Accept a job: the row and its dispatch commit together; a repeated request id returns the first."""
         project_id = parse_uuid(new.project_id, "project")
         job_type = _job_type(new.type)
-        access = await self._access(caller, project_id)
+        access = await self._access.level(caller, project_id)
         if access < Access.READ:
             raise NotFound(f"project {new.project_id!r} not found")
         if access < Access.WRITE:
@@ -284,6 +274,7 @@ class JobBook:
                     cancel_requested=False,
                     last_delivery=0,
                     last_sequence=0,
+                    dispatch_grant=new_grant(),
                     version=1,
                     created_at=now,
                     updated_at=now,
@@ -329,14 +320,14 @@ class JobBook:
         project_id = parse_uuid(query.project_id, "project") if query.project_id else None
         if project_id is not None:
             statement = statement.where(Job.project_id == project_id)
-        if not caller.is_admin and caller.role is not Role.SERVICE:
-            if project_id is not None:
-                # One access check for the one project asked for, instead of listing every visible project.
-                if await self._projects.access(caller, project_id) < Access.READ:
-                    # As for the project itself: one the caller may not see answers NOT_FOUND, not an empty list.
-                    raise NotFound(f"project {query.project_id!r} not found")
-            else:
-                statement = statement.where(Job.project_id.in_(await self._projects.visible_projects(caller)))
+        if project_id is not None:
+            # One access check for the one project asked for, instead of listing every visible project. As for
+            # the project itself: one the caller may not see answers NOT_FOUND, not an empty list.
+            await self._access.require(caller, project_id, Access.READ, f"project {query.project_id!r}")
+        else:
+            visible = await self._access.visible_projects(caller)
+            if visible is not None:
+                statement = statement.where(Job.project_id.in_(visible))
         if query.type:
             statement = statement.where(Job.type == _job_type(query.type))
         if query.status:
@@ -382,7 +373,7 @@ class JobBook:
                         raise FailedPrecondition(f"parameters change only while PENDING; the job is {job.status}")
                     # The dispatched message carries the old parameters: flag it cancelled and send a new attempt.
                     enqueue(session, OUTBOX, cancel_message(job))
-                    job.attempt += 1
+                    replace_attempt(job)
                     job.params = changes.params.SerializeToString()
                     input_file = session.get(File, job.input_file_id) if job.input_file_id else None
                     enqueue(session, OUTBOX, dispatch_message(job, input_file))
@@ -390,7 +381,7 @@ class JobBook:
                     job.name = changes.name.strip()
                 if changes.description is not None:
                     job.description = changes.description
-                _touch(job)
+                touch(job)
                 return self._view(session, job)
 
         updated = await asyncio.to_thread(run)
@@ -413,11 +404,9 @@ class JobBook:
             enqueue(session, OUTBOX, cancel_message(job))
             job.cancel_requested = True
             if state is JobState.PENDING:
-                job.status = JobState.CANCELLED.value
-                job.error = "cancelled on request"
-                job.finished_at = utcnow()
-                count_finished(job.type, JobState.CANCELLED.value, job.started_at, job.finished_at)
-            _touch(job)
+                finish(job, JobState.CANCELLED, error="cancelled on request")
+            else:
+                touch(job)  # a running job ends when its worker reports the cancel
             return self._view(session, job)
 
     async def retry(self, caller: Caller, job_id: str) -> JobView:
@@ -429,26 +418,9 @@ class JobBook:
                 job = session.get_one(Job, view.id, with_for_update=True)
                 if not may_retry(JobState(job.status)):
                     raise FailedPrecondition(f"only FAILED or CANCELLED jobs can be retried; the job is {job.status}")
-                session.add(
-                    JobAttempt(
-                        job_id=job.id,
-                        attempt=job.attempt,
-                        status=job.status,
-                        error=job.error,
-                        worker_id=job.worker_id,
-                        started_at=job.started_at,
-                        finished_at=job.finished_at,
-                    )
-                )
-                job.attempt += 1
-                job.status = JobState.PENDING.value
-                job.progress, job.message, job.error, job.worker_id = 0, "", "", ""
-                job.started_at = job.finished_at = job.deadline_at = None
-                job.cancel_requested = False
-                job.last_delivery = job.last_sequence = 0
+                new_attempt(session, job)
                 input_file = session.get(File, job.input_file_id) if job.input_file_id else None
                 enqueue(session, OUTBOX, dispatch_message(job, input_file))
-                _touch(job)
                 return self._view(session, job)
 
         updated = await asyncio.to_thread(run)
@@ -471,10 +443,7 @@ class JobBook:
             ending = None
             if may_cancel(JobState(job.status)):
                 enqueue(session, OUTBOX, cancel_message(job))
-                job.status = JobState.CANCELLED.value
-                job.error = "the job was deleted"
-                job.finished_at = utcnow()
-                _touch(job)
+                finish(job, JobState.CANCELLED, error="the job was deleted")
                 ending = JobView.of(job)
             session.delete(job)
         self._blobs.delete_prefix(f"results/{job_id}")
@@ -482,7 +451,7 @@ class JobBook:
 
     async def update_progress(self, caller: Caller, job_id: str, progress: int, message: str) -> JobView:
         """Set progress by hand (admins): never lower than stored, only while the job is active."""
-        if not (caller.is_admin or caller.role is Role.SERVICE):
+        if not sees_everything(caller):
             raise PermissionDenied("only admins and service accounts report progress")
         view = await self._require(caller, job_id, Access.READ)
         if not 0 <= progress <= 100:
@@ -496,7 +465,7 @@ class JobBook:
                 job.progress = max(job.progress, progress)
                 if message:
                     job.message = message
-                _touch(job)
+                touch(job)
                 return self._view(session, job)
 
         updated = await asyncio.to_thread(run)
@@ -536,7 +505,3 @@ def job_log_lines(session: Session, job_id: uuid.UUID) -> list[str]:
     """Every log line of a job, oldest first."""
     return list(session.scalars(select(JobLog.line).where(JobLog.job_id == job_id).order_by(JobLog.id)))
 
-
-def _touch(job: Job) -> None:
-    job.version += 1
-    job.updated_at = utcnow()

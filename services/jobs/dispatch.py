@@ -28,6 +28,7 @@ def dispatch_message(job: Job, input_file: File | None) -> OutboxMessage:
         output_prefix=output_prefix(job),
         created_at=to_timestamp(job.created_at),
         input_url=job.input_url,
+        grant=job.dispatch_grant,
     )
     msg_id = str(job.id) if job.attempt == 1 else f"{job.id}:{job.attempt}"
     return OutboxMessage(dispatch_subject(job.type), msg_id, payload.SerializeToString())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,18 +20,15 @@ from google.protobuf import json_format
 
 from services.common.convert import from_timestamp, to_timestamp
 from services.common.errors import InvalidArgument
-from services.common.identity import Caller
 from services.common.interceptors import current_caller
 from services.common.streams import TimedStreamWriter
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
 from services.jobs.convert import file_message, job_message, result_message, update_message
 from services.jobs.files import FileBook, UploadHeader
-from services.jobs.lifecycle import JobState
 from services.jobs.metrics import WATCH_STREAMS
-from services.jobs.projects_client import Access, ProjectsClient
 from services.jobs.results import ResultBook, iterate_in_thread
 from services.jobs.views import JobView
-from services.jobs.watch import WatchHub
+from services.jobs.watching import JobWatch
 
 Context = Any
 
@@ -58,20 +55,12 @@ def _optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
-def _normalized(job_id: str) -> str:
-    try:
-        return str(uuid.UUID(job_id))
-    except ValueError:
-        return job_id
-
-
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     """Jobs, progress and watch streams."""
 
-    def __init__(self, book: JobBook, hub: WatchHub, projects: ProjectsClient, write_timeout: float) -> None:
+    def __init__(self, book: JobBook, watch: JobWatch, write_timeout: float) -> None:
         self._book = book
-        self._hub = hub
-        self._projects = projects
+        self._watch = watch
         self._write_timeout = write_timeout
 
     async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Context) -> jobs_pb2.Job:
@@ -145,66 +134,29 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     # The watch streams write with context.write (each write has a time limit, see TimedStreamWriter); grpc.aio
     # takes such a coroutine for a server stream, the generated stubs know only iterators.
     async def WatchJob(self, request: jobs_pb2.WatchJobRequest, context: Context) -> None:  # type: ignore[override]
-        caller = current_caller()
         stream = TimedStreamWriter(context, self._write_timeout)
-        # Open before reading the snapshot: a change between the two is buffered, not lost.
-        watcher = self._hub.open(_normalized(request.id))
         WATCH_STREAMS.labels("job").inc()
         try:
-            view = await self._book.get(caller, request.id)
-            await stream.write(update_message(view, await self._book.recent_logs(view.id, view.attempt)))
-            last = view.version
-            if view.status.final:
-                return
-            async for update in watcher.updates():
-                if update.version <= last:
-                    continue
-                last = update.version
-                await stream.write(update)
-                if JobState(types_pb2.JobState.Name(update.job.status)).final:
-                    return
+            async with contextlib.aclosing(self._watch.job(current_caller(), request.id)) as changes:
+                async for change in changes:
+                    await stream.write(update_message(change))
         finally:
-            self._hub.close(watcher)
             WATCH_STREAMS.labels("job").dec()
 
     async def WatchJobs(self, request: jobs_pb2.WatchJobsRequest, context: Context) -> None:  # type: ignore[override]
         caller = current_caller()
+        # Before the headers: a project the caller may not read answers 404, not 200 and an error in the body.
+        await self._watch.check_jobs(caller, request.project_id)
         stream = TimedStreamWriter(context, self._write_timeout)
-        watcher = self._hub.open(None)
         WATCH_STREAMS.labels("jobs").inc()
-        # Headers now: an SSE client through the gateway sees the stream open before the first change.
-        await context.send_initial_metadata(())
         try:
-            visible: dict[str, bool] = {}
-            last: dict[str, int] = {}
-            for state in (JobState.PENDING, JobState.RUNNING):
-                page = await self._book.list_jobs(
-                    caller, JobQuery(page_size=500, project_id=request.project_id, status=state.value)
-                )
-                for view in page.jobs:
-                    visible[str(view.project_id)] = True
-                    last[str(view.id)] = view.version
-                    await stream.write(update_message(view, []))
-            async for update in watcher.updates():
-                job = update.job
-                if request.project_id and job.project_id != _normalized(request.project_id):
-                    continue
-                if update.version <= last.get(job.id, 0):
-                    continue
-                if job.project_id not in visible:
-                    visible[job.project_id] = await self._may_read(caller, job.project_id)
-                if not visible[job.project_id]:
-                    continue
-                last[job.id] = update.version
-                await stream.write(update)
+            # Headers now: an SSE client through the gateway sees the stream open before the first change.
+            await context.send_initial_metadata(())
+            async with contextlib.aclosing(self._watch.jobs(caller, request.project_id)) as changes:
+                async for change in changes:
+                    await stream.write(update_message(change))
         finally:
-            self._hub.close(watcher)
             WATCH_STREAMS.labels("jobs").dec()
-
-    async def _may_read(self, caller: Caller, project_id: str) -> bool:
-        if caller.is_admin:
-            return True
-        return await self._projects.access(caller, project_id) >= Access.READ
 
 
 class FileServicer(files_pb2_grpc.FileServiceServicer):

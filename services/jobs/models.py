@@ -78,6 +78,8 @@ class Job(Base):
     # Which event of the current attempt was applied last: (delivery, sequence).
     last_delivery: Mapped[int] = mapped_column(default=0)
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The current attempt's dispatch grant: events must carry it (only a worker that received the dispatch can).
+    dispatch_grant: Mapped[str] = mapped_column(String(64), default="")
     # Bumped on every stored change; watchers drop broadcasts older than what they sent.
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,8 +30,9 @@ from services.common.messaging import EVENTS_STREAM, WORK_QUEUES
 from services.common.outbox import enqueue
 from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState, abandoned
-from services.jobs.metrics import JOBS_REAPED, count_finished
+from services.jobs.metrics import JOBS_REAPED
 from services.jobs.models import OUTBOX, Job
+from services.jobs.transitions import finish
 from services.jobs.views import JobView
 from services.jobs.watch import Broadcast
 
@@ -96,16 +97,13 @@ class JobReaper:
             for job in overdue:
                 if not abandoned(JobState(job.status), job.deadline_at, now, self._grace):
                     continue
-                job.status = JobState.FAILED.value
-                job.error = (
+                error = (
                     f"abandoned: worker {job.worker_id or '?'} sent no outcome within its time limit "
                     f"and {self._grace.total_seconds():g} s more; it is gone (retry the job to run it again)"
                 )
-                job.finished_at = job.updated_at = utcnow()
-                job.version += 1
+                finish(job, JobState.FAILED, error=error)
                 enqueue(session, OUTBOX, cancel_message(job))
                 JOBS_REAPED.labels(job.type).inc()
-                count_finished(job.type, JobState.FAILED.value, job.started_at, job.finished_at)
                 reaped.append(JobView.of(job))
         return reaped
 

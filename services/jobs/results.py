@@ -15,15 +15,16 @@ from sqlalchemy import Select, select
 from services.common.blobs import BlobMissing, BlobStore
 from services.common.db import Database, utcnow
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from services.common.identity import Caller, Role
+from services.common.identity import Caller
 from services.common.outbox import enqueue
 from services.common.pagination import next_page_token, read_page
+from services.jobs.access import JobAccess, sees_everything
 from services.jobs.book import job_log_lines, parse_uuid
 from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState
-from services.jobs.metrics import count_finished
 from services.jobs.models import OUTBOX, Job, Result
-from services.jobs.projects_client import Access, ProjectsClient
+from services.jobs.projects_client import Access
+from services.jobs.transitions import finish, touch
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
 
@@ -51,14 +52,14 @@ class ResultBook:
     def __init__(
         self,
         db: Database,
-        projects: ProjectsClient,
+        access: JobAccess,
         blobs: BlobStore,
         broadcast: Broadcast,
         wake_relay: Callable[[], None],
     ) -> None:
         self._wake = wake_relay
         self._db = db
-        self._projects = projects
+        self._access = access
         self._blobs = blobs
         self._broadcast = broadcast
 
@@ -75,16 +76,7 @@ class ResultBook:
         found = await asyncio.to_thread(self._load, result_id)
         if found is None:
             raise NotFound(f"result {result_id!r} not found")
-        if caller.is_admin:
-            access = Access.OWNER
-        elif caller.role is Role.SERVICE:
-            access = Access.READ
-        else:
-            access = await self._projects.access(caller, found[0].project_id)
-        if access < Access.READ:
-            raise NotFound(f"result {result_id!r} not found")
-        if access < need:
-            raise PermissionDenied("you may read this result but not change it")
+        await self._access.require(caller, found[0].project_id, need, f"result {result_id!r}")
         return found
 
     async def get(self, caller: Caller, result_id: str) -> ResultView:
@@ -105,8 +97,9 @@ class ResultBook:
                 statement = statement.where(Result.job_id == uuid.UUID(job_id))
             except ValueError:
                 return ResultPage([], "")
-        if not caller.is_admin and caller.role is not Role.SERVICE:
-            statement = statement.where(Job.project_id.in_(await self._projects.visible_projects(caller)))
+        visible = await self._access.visible_projects(caller)
+        if visible is not None:
+            statement = statement.where(Job.project_id.in_(visible))
         ordered = statement.order_by(Result.created_at.desc(), Result.id)
 
         def run() -> ResultPage:
@@ -122,7 +115,7 @@ class ResultBook:
 
     async def create(self, caller: Caller, job_id: str, result_url: str, meta: dict[str, Any]) -> ResultView:
         """Record a result by hand (admins, for workers outside the cluster); the job becomes COMPLETED."""
-        if not (caller.is_admin or caller.role is Role.SERVICE):
+        if not sees_everything(caller):
             raise PermissionDenied("only admins and service accounts record results by hand")
         key = parse_uuid(job_id, "job")
 
@@ -142,10 +135,9 @@ class ResultBook:
                 if not JobState(job.status).final:
                     # A worker may still be on it: call it off, the result is recorded now.
                     enqueue(session, OUTBOX, cancel_message(job))
-                    job.status, job.progress, job.finished_at = JobState.COMPLETED.value, 100, now
-                    count_finished(job.type, JobState.COMPLETED.value, job.started_at, now)
-                job.version += 1
-                job.updated_at = now
+                    finish(job, JobState.COMPLETED, now=now)
+                else:
+                    touch(job, now)
                 session.flush()
                 return ResultView.of(row, job.project_id, job_log_lines(session, key)), JobView.of(job, row.id)
 
@@ -158,7 +150,7 @@ class ResultBook:
         self, caller: Caller, result_id: str, result_url: str | None, meta: dict[str, Any] | None
     ) -> ResultView:
         """Change a result's url or meta (admins)."""
-        if not (caller.is_admin or caller.role is Role.SERVICE):
+        if not sees_everything(caller):
             raise PermissionDenied("only admins and service accounts change results")
         view, _ = await self._require(caller, result_id, Access.READ)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from aiorch.projects.v1 import projects_pb2_grpc
@@ -12,6 +13,7 @@ from services.common.db import Database, make_engine
 from services.common.outbox import OutboxRelay
 from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
+from services.projects.announcer import AccessAnnouncer
 from services.projects.catalog import ProjectCatalog
 from services.projects.handlers import ProjectServicer
 from services.projects.models import OUTBOX
@@ -40,7 +42,7 @@ async def build_app(settings: ProjectsSettings) -> ServiceApp:
         servicers=[
             Servicer(
                 "aiorch.projects.v1.ProjectService",
-                ProjectServicer(ProjectCatalog(db, relay.wake)),
+                ProjectServicer(ProjectCatalog(db, relay.wake, AccessAnnouncer(nc, asyncio.get_running_loop()))),
                 projects_pb2_grpc.add_ProjectServiceServicer_to_server,
             ),
         ],

@@ -172,9 +172,13 @@ class ProjectCatalog:
     any well-formed UUID is accepted, and a membership of an unknown user grants nothing.
     """
 
-    def __init__(self, db: Database, wake_relay: Callable[[], None]) -> None:
+    def __init__(
+        self, db: Database, wake_relay: Callable[[], None], announce_access: Callable[[uuid.UUID], None]
+    ) -> None:
         self._db = db
         self._wake_relay = wake_relay
+        # Called after the commit of every change of who may do what on a project (AccessAnnouncer).
+        self._announce_access = announce_access
 
     def create(self, caller: Caller, new: NewProject) -> ProjectView:
         """Create a project owned by the caller (editors and admins)."""
@@ -247,9 +251,11 @@ class ProjectCatalog:
         """
         with self._db.transaction() as session:
             project = self._load(session, caller, project_id, Access.OWNER, "delete", lock=True)
+            deleted = project.id
             session.delete(project)
-            enqueue(session, OUTBOX, _deleted_event(project.id, caller, utcnow()))
+            enqueue(session, OUTBOX, _deleted_event(deleted, caller, utcnow()))
         self._wake_relay()
+        self._announce_access(deleted)
 
     def add_member(self, caller: Caller, project_id: str, user_id: str, role: str) -> MemberView:
         """Make a user a member with `role`, or change the role of a member (owner access needed)."""
@@ -278,7 +284,9 @@ class ProjectCatalog:
                 .where(Member.project_id == project.id, Member.user_id == member_id)
                 .execution_options(populate_existing=True)
             ).one()
-            return MemberView.of(member)
+            view = MemberView.of(member)
+        self._announce_access(view.project_id)
+        return view
 
     def list_members(self, caller: Caller, project_id: str) -> list[MemberView]:
         """A project's members, oldest first (read access needed)."""
@@ -300,7 +308,9 @@ class ProjectCatalog:
             member = session.get(Member, (project.id, member_id)) if member_id else None
             if member is None:
                 raise NotFound(f"{user_id!r} is not a member of project '{project.id}'")
+            changed = project.id
             session.delete(member)
+        self._announce_access(changed)
 
     def check_access(self, caller: Caller, project_id: str) -> Access:
         """The caller's access to a project; NONE for unknown and malformed ids, never an error."""

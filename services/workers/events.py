@@ -36,6 +36,7 @@ class EventPublisher:
         attempt: int,
         worker_id: str,
         delivery: int,
+        grant: str = "",
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self._js = js
@@ -43,6 +44,7 @@ class EventPublisher:
         self._attempt = attempt
         self._worker_id = worker_id
         self._delivery = delivery
+        self._grant = grant
         self._retry_delays = retry_delays
         self._sequence = 0
         self._lock = asyncio.Lock()
@@ -87,6 +89,7 @@ class EventPublisher:
                 worker_id=self._worker_id,
                 sequence=sequence,
                 delivery=self._delivery,
+                grant=self._grant,
                 **kind,
             )
             event.at.GetCurrentTime()
