@@ -107,8 +107,10 @@ test: gen web lint ## Install what is missing, lint, and run the whole test suit
 bench: gen ## Start a local stack, run every benchmark, print one table (BENCH_ARGS=--quick for a short run)
 	$(PY) -m bench $(BENCH_ARGS)
 
-test-fast: gen web ## Run the tests without linting
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The tests that start no server (-m "not stack", marked in tests/conftest.py): pure logic, engines in-process,
+# manifests; no lint. About a minute on two cores.
+test-fast: gen ## Run the tests that start no server (-m "not stack"), without linting
+	$(PY) -m pytest -m "not stack" $(PYTEST_ARGS)
 
 $(BUF):
 	mkdir -p build/buf

@@ -14,6 +14,9 @@ from services.devstack.probes import envoy_ready
 from services.devstack.stack import VENV_BIN, free_port
 from services.devstack.supervisor import wait_until
 
+# Starts its own Envoy: no fixture of the session stack says so, hence explicit.
+pytestmark = pytest.mark.stack
+
 PNG_BYTES = bytes(range(256)) * 400  # binary, larger than Envoy's default 4 KiB direct-response limit
 
 

@@ -26,6 +26,9 @@ from services.common.blobs import LocalBlobStore
 from services.devstack.stack import free_port
 from services.devstack.supervisor import Supervisor, wait_until
 
+# Starts its own nats-server and worker processes: no fixture of the session stack says so, hence explicit.
+pytestmark = pytest.mark.stack
+
 BIN = Path(sys.executable).parent
 TERMINAL = ("completed", "failed", "cancelled")
 SENTENCE = "The quick brown fox jumps over the lazy dog."
