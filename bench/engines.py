@@ -14,13 +14,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
 from numpy.typing import NDArray
 from skimage import data as samples
 
 from bench.context import BenchContext
 from bench.report import Figure
+from services.common.job_params import (
+    AiStoriesParams,
+    DubbingParams,
+    JobParams,
+    SttParams,
+    TtsParams,
+    VoiceCloningParams,
+)
 from services.workers.engines.base import EngineResult
 from services.workers.engines.registry import create_engine
 from services.workers.engines.toolkit import ffmpeg
@@ -47,7 +53,9 @@ class _Quiet:
         return None
 
 
-def _timed_run(job_type: str, params: Message, inputs: list[Path], work: Path, runs: int) -> tuple[float, EngineResult]:
+def _timed_run(
+    job_type: str, params: JobParams, inputs: list[Path], work: Path, runs: int
+) -> tuple[float, EngineResult]:
     engine = create_engine(job_type)
     elapsed, result = 0.0, None
     for _ in range(runs):
@@ -69,7 +77,7 @@ def measure(runs: int) -> list[Figure]:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="aiorch-bench-engines-") as temporary:
         work = Path(temporary)
-        elapsed, result = _timed_run("TTS", types_pb2.TtsParams(text=TEXT), [], work, runs)
+        elapsed, result = _timed_run("TTS", TtsParams(text=TEXT), [], work, runs)
         speech = result.outputs[0]
         seconds = _duration(speech)
         figures.append(Figure("engines", f"TTS espeak-ng RTF ({seconds:.1f} s out)", elapsed / seconds, "x"))
@@ -77,11 +85,11 @@ def measure(runs: int) -> list[Figure]:
         # scikit-image is untyped: name what its sample returns.
         astronaut: Callable[[], NDArray[np.uint8]] = samples.astronaut
         cv2.imwrite(str(portrait), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
-        cases: list[tuple[str, str, Message, list[Path], bool]] = [
-            ("STT", "Whisper tiny.en", types_pb2.SttParams(), [speech], False),
-            ("VOICE_CLONING", "WORLD", types_pb2.VoiceCloningParams(text=TEXT), [speech], True),
-            ("DUBBING", "en->es", types_pb2.DubbingParams(target_language="es"), [speech], False),
-            ("AI_STORIES", "talking head", types_pb2.AiStoriesParams(script=TEXT), [portrait], True),
+        cases: list[tuple[str, str, JobParams, list[Path], bool]] = [
+            ("STT", "Whisper tiny.en", SttParams(), [speech], False),
+            ("VOICE_CLONING", "WORLD", VoiceCloningParams(text=TEXT), [speech], True),
+            ("DUBBING", "en->es", DubbingParams(target_language="es"), [speech], False),
+            ("AI_STORIES", "talking head", AiStoriesParams(script=TEXT), [portrait], True),
         ]
         for job_type, engine_name, params, inputs, by_output in cases:
             elapsed, result = _timed_run(job_type, params, inputs, work, runs)

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 
-from services.common import messaging
+from services.common import job_types, messaging
 from services.common.blobs import open_blob_store
 from services.common.collector import settle_garbage_collector
 from services.common.config import WorkerSettings
@@ -15,7 +15,7 @@ from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
-from services.workers.engines.registry import ENGINES, create_engine, parse_engine_overrides, parse_job_types
+from services.workers.engines.registry import create_engine, parse_engine_overrides, parse_job_types
 from services.workers.input_limits import InputLimits
 from services.workers.inputs import UrlPolicy, parse_networks
 from services.workers.runtime import JobRunner, RuntimeConfig
@@ -25,14 +25,17 @@ log = get_logger(__name__)
 
 # After the grace, how long handing back may take (a log event and a nak per job, retried while NATS reconnects).
 HAND_BACK_SECONDS = 10.0
+OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
 
 
 def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
     """The runtime's view of the settings; ValueError for a malformed limit or network."""
     time_limits = parse_time_limits(settings.worker_time_limits)
-    unknown = sorted(set(time_limits) - set(ENGINES))
+    unknown = sorted(set(time_limits) - set(job_types.NAMES))
     if unknown:
-        raise ValueError(f"time limit for unknown job type {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
+        raise ValueError(
+            f"time limit for unknown job type {', '.join(unknown)}; choose from {', '.join(job_types.NAMES)}"
+        )
     return RuntimeConfig(
         worker_id=settings.worker_id or f"{socket.gethostname()}-{os.getpid()}",
         ack_wait_seconds=settings.worker_ack_wait_seconds,
@@ -56,17 +59,14 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
     )
 
 
-# OpenCV refuses larger images before decoding them (a decompression bomb never reaches memory);
-# it reads the variable when it is imported, so it is set before the engines are created.
-MAX_IMAGE_PIXELS = 40_000_000
-
-
 async def run_workers(settings: WorkerSettings) -> None:
     """Run until SIGTERM or SIGINT, then stop fetching, let running jobs finish and hand back the rest.
 
     Raises ValueError for an unknown job type or a malformed setting, before connecting anywhere.
     """
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+    # OpenCV refuses larger images before decoding them (a decompression bomb never reaches memory); it reads
+    # the variable when it is imported, so it is set before the engines (and their processes) are created.
+    os.environ[OPENCV_PIXELS_ENV] = str(settings.worker_input_max_pixels)
     job_types = parse_job_types(settings.worker_types)
     config = runtime_config(settings)
     overrides = parse_engine_overrides(settings.worker_engines)

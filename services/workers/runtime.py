@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from services.common.blobs import BlobStore
+from services.common.job_params import JobParams
 from services.common.logging import get_logger
 from services.workers import metrics
 from services.workers.assignment import Assignment, BadAssignment
@@ -193,7 +193,7 @@ class JobRunner:
     async def _run_engine(
         self,
         pool: EnginePool,
-        params: Message,
+        params: JobParams,
         inputs: list[Path],
         output_dir: Path,
         events: EventPublisher,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiorch.jobs.v1 import types_pb2
 
+from services.common.job_params import DubbingParams
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.dubbing import MIX_RATE, ApertiumDubbing, fit_rate, mix, place, resample
 from services.workers.engines.toolkit import ffmpeg
@@ -31,7 +31,7 @@ RATE = 16000  # the rate the checks listen at
 def dub(tmp_path: Path, source: Path, **params: object) -> tuple[EngineResult, RecordingContext]:
     ctx = RecordingContext(Path(tempfile.mkdtemp(dir=tmp_path)))
     params.setdefault("target_language", "es")
-    result = ApertiumDubbing().run(types_pb2.DubbingParams(**params), [source], ctx)  # type: ignore[arg-type]
+    result = ApertiumDubbing().run(DubbingParams(**params), [source], ctx)  # type: ignore[arg-type]
     return result, ctx
 
 
@@ -161,7 +161,7 @@ def test_cancel_between_steps_stops_the_engine(clip: Path, tmp_path: Path) -> No
     ctx = RecordingContext(tmp_path, stop_after=1)
 
     with pytest.raises(Cancelled):
-        ApertiumDubbing().run(types_pb2.DubbingParams(target_language="es"), [clip], ctx)
+        ApertiumDubbing().run(DubbingParams(target_language="es"), [clip], ctx)
 
     assert ctx.percents == [0]
     assert list(tmp_path.iterdir()) == []

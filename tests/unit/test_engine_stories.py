@@ -17,10 +17,10 @@ from typing import Any, cast
 import cv2
 import numpy as np
 import pytest
-from aiorch.jobs.v1 import types_pb2
 from numpy.typing import NDArray
 from skimage import data as samples
 
+from services.common.job_params import AiStoriesParams
 from services.workers.engines.base import BadInput, Cancelled
 from services.workers.engines.stories import MAX_SIDE, TalkingHead, blink_track, load_portrait
 from services.workers.engines.toolkit import ffmpeg
@@ -66,7 +66,7 @@ def tell(
 ) -> tuple[Path, dict[str, Any]]:
     """Run the engine on one image with its own output directory under `tmp_path`."""
     ctx = ctx or RecordingContext(Path(tempfile.mkdtemp(dir=tmp_path)))
-    result = TalkingHead().run(types_pb2.AiStoriesParams(**params), [image], ctx)
+    result = TalkingHead().run(AiStoriesParams(**params), [image], ctx)
     return result.outputs[0], result.meta
 
 
@@ -209,7 +209,7 @@ def test_a_frame_rate_out_of_range_is_refused(tmp_path: Path, fps: int) -> None:
 
 def test_exactly_one_portrait_is_required(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="exactly one portrait"):
-        TalkingHead().run(types_pb2.AiStoriesParams(script=SCRIPT), [], RecordingContext(tmp_path))
+        TalkingHead().run(AiStoriesParams(script=SCRIPT), [], RecordingContext(tmp_path))
 
 
 def test_an_unknown_language_is_refused(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_cancel_stops_rendering_and_leaves_no_video(tmp_path: Path) -> None:
 def test_a_large_portrait_is_scaled_down_to_even_sides(tmp_path: Path) -> None:
     large = cast(NDArray[np.uint8], cv2.resize(astronaut(), (1443, 1201), interpolation=cv2.INTER_LINEAR))
 
-    image = load_portrait(write_image(tmp_path, "large.png", large))
+    image = load_portrait(write_image(tmp_path, "large.png", large), max_pixels=40_000_000)
 
     assert image.shape == (598, MAX_SIDE, 3)
 

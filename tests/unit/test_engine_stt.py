@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from aiorch.jobs.v1 import types_pb2
 
+from services.common.job_params import SttParams
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.stt import WhisperStt
 from services.workers.engines.toolkit import ffmpeg
@@ -27,7 +27,7 @@ PARAGRAPHS = (
 
 def transcribe(tmp_path: Path, source: Path, **params: object) -> tuple[EngineResult, RecordingContext]:
     ctx = RecordingContext(Path(tempfile.mkdtemp(dir=tmp_path)))
-    return WhisperStt().run(types_pb2.SttParams(**params), [source], ctx), ctx  # type: ignore[arg-type]
+    return WhisperStt().run(SttParams(**params), [source], ctx), ctx  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_cancel_between_segments_stops_the_engine(speech: Path, tmp_path: Path) 
     ctx = RecordingContext(tmp_path, stop_after=2)
 
     with pytest.raises(Cancelled):
-        WhisperStt().run(types_pb2.SttParams(), [speech], ctx)
+        WhisperStt().run(SttParams(), [speech], ctx)
 
     assert len(ctx.percents) == 2  # started, one segment heard, then stopped
 

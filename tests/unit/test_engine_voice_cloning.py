@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiorch.jobs.v1 import types_pb2
 from numpy.typing import NDArray
 
+from services.common.job_params import TtsParams, VoiceCloningParams
 from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.ffmpeg import decode_audio, media_info, read_wav, write_wav
@@ -45,7 +45,7 @@ def clone(
 ) -> tuple[EngineResult, RecordingContext]:
     output_dir = Path(tempfile.mkdtemp(dir=folder))
     ctx = ctx or RecordingContext(output_dir)
-    result = WorldVoiceCloning().run(types_pb2.VoiceCloningParams(**params), [reference], ctx)  # type: ignore[arg-type]
+    result = WorldVoiceCloning().run(VoiceCloningParams(**params), [reference], ctx)  # type: ignore[arg-type]
     return result, ctx
 
 
@@ -126,7 +126,7 @@ def reference(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def cloned(folder: Path, reference: Path) -> Cloned:
     plain_dir = Path(tempfile.mkdtemp(dir=folder))
-    plain = EspeakTts().run(types_pb2.TtsParams(text=TEXT), [], RecordingContext(plain_dir)).outputs[0]
+    plain = EspeakTts().run(TtsParams(text=TEXT), [], RecordingContext(plain_dir)).outputs[0]
     held_out = espeak_recording(folder / "held_out.wav", HELD_OUT_TEXT, REFERENCE_VOICE, REFERENCE_PITCH)
     result, _ = clone(folder, reference, text=TEXT)
     return Cloned(reference=reference, held_out=held_out, plain=plain, output=result.outputs[0], meta=result.meta)

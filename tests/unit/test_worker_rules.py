@@ -9,6 +9,7 @@ import time
 import pytest
 from aiorch.jobs.v1 import events_pb2, types_pb2
 
+from services.common.job_params import SttParams, TtsParams
 from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import cancel_requested
 from services.workers.consumer import consumer_config
@@ -194,7 +195,13 @@ def test_a_dispatch_message_becomes_a_plain_object() -> None:
     assert (job.job_id, job.job_type, job.attempt, job.output_prefix) == ("j1", "TTS", 2, "results/j1/2")
     assert job.created_at is not None
     assert job.created_at.timestamp() == 1_700_000_000
-    assert job.typed_params() == types_pb2.TtsParams(text="hi")
+    assert job.typed_params() == TtsParams(text="hi")
+
+
+def test_a_dispatch_without_parameters_carries_its_types_defaults() -> None:
+    message = events_pb2.DispatchJob(job_id="j1", type=types_pb2.STT)
+
+    assert Assignment.from_bytes(message.SerializeToString()).typed_params() == SttParams()
 
 
 def test_parameters_of_another_type_are_bad_input() -> None:
@@ -206,7 +213,15 @@ def test_parameters_of_another_type_are_bad_input() -> None:
         Assignment.from_bytes(message.SerializeToString()).typed_params()
 
 
-@pytest.mark.parametrize("data", [b"\xff\xff\xff", events_pb2.DispatchJob(job_id="j1").SerializeToString()])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xff\xff",
+        events_pb2.DispatchJob(job_id="j1").SerializeToString(),
+        events_pb2.DispatchJob(job_id="j1", type=99).SerializeToString(),  # a type this worker's protos lack
+        events_pb2.DispatchJob(type=types_pb2.TTS).SerializeToString(),
+    ],
+)
 def test_messages_that_name_no_job_cannot_be_reported_on(data: bytes) -> None:
     with pytest.raises(BadAssignment):
         Assignment.from_bytes(data)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiorch.jobs.v1 import types_pb2
 
+from services.common.job_params import TtsParams
 from services.workers.engines.base import BadInput, Cancelled
 from services.workers.engines.registry import parse_job_types
 from services.workers.engines.toolkit.ffmpeg import decode_audio, media_info, read_wav
@@ -34,7 +34,7 @@ def speak(tmp_path: Path, **params: object) -> tuple[Path, dict[str, object], Re
     """Run the engine with its own output directory under `tmp_path`."""
     output_dir = Path(tempfile.mkdtemp(dir=tmp_path))
     ctx = RecordingContext(output_dir)
-    result = EspeakTts().run(types_pb2.TtsParams(**params), [], ctx)  # type: ignore[arg-type]
+    result = EspeakTts().run(TtsParams(**params), [], ctx)  # type: ignore[arg-type]
     return result.outputs[0], result.meta, ctx
 
 
@@ -172,7 +172,7 @@ def test_cancel_between_sentences_stops_the_engine(tmp_path: Path) -> None:
     ctx = RecordingContext(tmp_path, stop_after=2)
 
     with pytest.raises(Cancelled):
-        EspeakTts().run(types_pb2.TtsParams(text=" ".join([SENTENCE] * 5)), [], ctx)
+        EspeakTts().run(TtsParams(text=" ".join([SENTENCE] * 5)), [], ctx)
 
     assert ctx.percents == [20, 40]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from google.protobuf.message import Message
+from services.common.job_params import JobParams
 
 
 class EngineError(Exception):
@@ -63,6 +63,16 @@ class Engine(Protocol):
 
     job_type: str
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Do the work; raise BadInput, TransientError or Cancelled to end it otherwise."""
         ...
+
+
+P = TypeVar("P", bound=JobParams)
+
+
+def params_of(params: JobParams, kind: type[P]) -> P:
+    """`params` as the engine's own parameter type; BadInput when another type's were given."""
+    if not isinstance(params, kind):
+        raise BadInput(f"{type(params).__name__} given to an engine that takes {kind.__name__}")
+    return params

@@ -12,14 +12,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import numpy as np
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
 from numpy.typing import NDArray
 
-from services.workers.engines.base import BadInput, EngineContext, EngineResult
+from services.common import job_types
+from services.common.job_params import DubbingParams, JobParams
+from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit import ffmpeg
 from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
 from services.workers.engines.toolkit.speech import voice_name
@@ -93,7 +92,7 @@ class DubbingRequest:
     original_volume: float
 
     @classmethod
-    def from_params(cls, params: types_pb2.DubbingParams, espeak: Espeak) -> DubbingRequest:
+    def from_params(cls, params: DubbingParams, espeak: Espeak) -> DubbingRequest:
         """Check the parameters; BadInput says what is wrong."""
         source = primary_language(params.source_language)
         if not params.target_language.strip():
@@ -137,15 +136,15 @@ def mux(video: Path, audio: Path, target: Path) -> Path:
 class ApertiumDubbing:
     """DUBBING engine: a video or audio file in, the same with translated speech and subtitles out."""
 
-    job_type = "DUBBING"
+    job_type = job_types.DUBBING.name
 
     def __init__(self, espeak: Espeak | None = None) -> None:
         self._espeak = espeak
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Dub the one input into dubbed.mp4 (video) or dubbed.wav (audio), plus subtitles.srt."""
         espeak = self._espeak or Espeak.shared()
-        request = DubbingRequest.from_params(cast(types_pb2.DubbingParams, params), espeak)
+        request = DubbingRequest.from_params(params_of(params, DubbingParams), espeak)
         model = load_model(request.source)
         if len(inputs) != 1:
             raise BadInput(f"dubbing takes one video or audio file, got {len(inputs)}")

@@ -18,11 +18,12 @@ from typing import IO, cast
 
 import cv2
 import numpy as np
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
 from numpy.typing import NDArray
 
-from services.workers.engines.base import BadInput, EngineContext, EngineResult, TransientError
+from services.common import job_types
+from services.common.config import WorkerSettings
+from services.common.job_params import AiStoriesParams, JobParams
+from services.workers.engines.base import BadInput, EngineContext, EngineResult, TransientError, params_of
 from services.workers.engines.toolkit import ffmpeg
 from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.face import FaceLayout, find_face
@@ -31,8 +32,6 @@ from services.workers.engines.toolkit.speech import EXAMPLE_LANGUAGES, split_tex
 OUTPUT_NAME = "story.mp4"
 DEFAULT_FPS = 25
 MIN_FPS, MAX_FPS = 10, 60
-MAX_SCRIPT_CHARS = 10_000  # about ten minutes of speech
-MAX_IMAGE_PIXELS = 40_000_000
 MAX_SIDE = 720  # pixels on the long side of the video
 MIN_SIDE = 64
 AUDIO_RATE = 48_000  # AAC frames of 1024 samples stay well under one video frame at this rate
@@ -60,22 +59,25 @@ SWAY_ZOOM = 1.02  # keeps the frame edges, which sway would expose, out of view
 class TalkingHead:
     """AI_STORIES engine: portrait + script -> story.mp4 with speech, lip motion, blinks and head sway."""
 
-    job_type = "AI_STORIES"
+    job_type = job_types.AI_STORIES.name
 
-    def __init__(self, espeak: Espeak | None = None) -> None:
+    def __init__(self, espeak: Espeak | None = None, max_pixels: int | None = None) -> None:
         self._espeak = espeak
+        # AIORCH_WORKER_INPUT_MAX_PIXELS, the limit the runtime checks from the header and OpenCV enforces.
+        self._max_pixels = max_pixels or WorkerSettings().worker_input_max_pixels
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Render the portrait in `inputs[0]` speaking `params.script`."""
-        story = cast(types_pb2.AiStoriesParams, params)
+        story = params_of(params, AiStoriesParams)
         fps = story.fps or DEFAULT_FPS
         if not MIN_FPS <= fps <= MAX_FPS:
             raise BadInput(f"fps must be {MIN_FPS}-{MAX_FPS}, not {fps}")
         script = story.script.strip()
         if not script:
             raise BadInput("script is empty: nothing to speak")
-        if len(script) > MAX_SCRIPT_CHARS:
-            raise BadInput(f"script is longer than {MAX_SCRIPT_CHARS} characters")
+        limit = job_types.AI_STORIES.max_text_chars
+        if limit is not None and len(script) > limit:
+            raise BadInput(f"script is longer than {limit} characters")
         if len(inputs) != 1:
             raise BadInput(f"AI stories take exactly one portrait image, not {len(inputs)} files")
         language = (story.language or "en").strip().lower()
@@ -84,7 +86,7 @@ class TalkingHead:
         if not espeak.has_voice(voice):
             raise BadInput(f"no voice for language {language!r} (voice {voice!r}); try one of {EXAMPLE_LANGUAGES}")
 
-        image = load_portrait(inputs[0])
+        image = load_portrait(inputs[0], self._max_pixels)
         layout = find_face(image)
         if layout is None:
             raise BadInput("no face found in the image: use a portrait with a clear, frontal face")
@@ -137,7 +139,7 @@ class TalkingHead:
         return speech
 
 
-def load_portrait(path: Path) -> NDArray[np.uint8]:
+def load_portrait(path: Path, max_pixels: int) -> NDArray[np.uint8]:
     """The image as BGR, at most MAX_SIDE on the long side, with even sides (H.264 with 4:2:0 needs them)."""
     # imdecode rather than imread: it reads any path and returns None instead of printing for a non-image.
     try:
@@ -148,10 +150,8 @@ def load_portrait(path: Path) -> NDArray[np.uint8]:
     if image is None:
         raise BadInput(f"{path.name} is not a readable image (use JPEG, PNG, WebP, BMP or TIFF)")
     height, width = image.shape[:2]
-    if height * width > MAX_IMAGE_PIXELS:
-        raise BadInput(
-            f"{path.name} has {height * width / 1e6:.0f} megapixels; the limit is {MAX_IMAGE_PIXELS // 10**6}"
-        )
+    if height * width > max_pixels:
+        raise BadInput(f"{path.name} has {height * width} pixels; the limit is {max_pixels}")
     if min(height, width) < MIN_SIDE:
         raise BadInput(f"{path.name} is {width}x{height}; a portrait needs at least {MIN_SIDE} pixels on each side")
     scale = min(1.0, MAX_SIDE / max(height, width))

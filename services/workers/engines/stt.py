@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
-
-from services.workers.engines.base import BadInput, EngineContext, EngineResult
+from services.common import job_types
+from services.common.job_params import JobParams, SttParams
+from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit.transcript import to_srt, to_text, to_vtt
 from services.workers.engines.toolkit.whisper import SAMPLE_RATE, load_model, primary_language, read_speech, transcribe
 
@@ -34,13 +32,13 @@ def _requested_formats(formats: Sequence[str]) -> list[str]:
 class WhisperStt:
     """STT engine: any audio or video file in, a timed transcript out."""
 
-    job_type = "STT"
+    job_type = job_types.STT.name
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Transcribe the one input into transcript.json and the requested extra formats."""
-        stt = cast(types_pb2.SttParams, params)
+        stt = params_of(params, SttParams)
         language = primary_language(stt.language)
-        formats = _requested_formats(list(stt.formats))
+        formats = _requested_formats(stt.formats)
         if len(inputs) != 1:
             raise BadInput(f"STT takes one audio or video file, got {len(inputs)}")
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
-from typing import cast
 
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
-
-from services.workers.engines.base import BadInput, EngineContext, EngineResult
+from services.common import job_types
+from services.common.job_params import JobParams, TtsParams
+from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit.espeak import DEFAULT_PITCH, DEFAULT_RATE, Espeak
 from services.workers.engines.toolkit.ffmpeg import encode_audio
 from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
@@ -22,16 +20,16 @@ OUTPUT_STEM = "speech"
 class EspeakTts:
     """TTS engine on espeak-ng; the text is spoken sentence by sentence so progress and cancel are real."""
 
-    job_type = "TTS"
+    job_type = job_types.TTS.name
 
     def __init__(self, espeak: Espeak | None = None) -> None:
         self._espeak = espeak
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Speak `params.text` into speech.wav, speech.mp3 or speech.ogg."""
-        tts = cast(types_pb2.TtsParams, params)
+        tts = params_of(params, TtsParams)
         fmt = output_format(tts.format)
-        text = text_to_speak(tts.text)
+        text = text_to_speak(tts.text, job_types.TTS.max_text_chars)
         # proto3 integers have no presence: 0 means "not given", so espeak's defaults apply.
         rate = tts.rate or DEFAULT_RATE
         if not MIN_RATE <= rate <= MAX_RATE:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import numpy as np
-from aiorch.jobs.v1 import types_pb2
-from google.protobuf.message import Message
 
-from services.workers.engines.base import BadInput, EngineContext, EngineResult
+from services.common import job_types
+from services.common.job_params import JobParams, VoiceCloningParams
+from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.ffmpeg import decode_audio, encode_audio, write_wav
 from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
 from services.workers.engines.toolkit.voice import NoVoice, analyse, convert, normalise_loudness, speaker_profile
 
-# WORLD runs at roughly a third of real time on one core: bound the work one job can ask for.
-MAX_TEXT_CHARS = 5_000
 MIN_REFERENCE_SECONDS = 1.0
 # Pitch and timbre statistics settle within seconds; a longer reference only costs analysis time.
 MAX_REFERENCE_SECONDS = 30.0
@@ -26,16 +23,16 @@ OUTPUT_STEM = "cloned"
 class WorldVoiceCloning:
     """Voice-cloning engine: reference -> speaker profile; text -> espeak-ng speech -> WORLD conversion."""
 
-    job_type = "VOICE_CLONING"
+    job_type = job_types.VOICE_CLONING.name
 
     def __init__(self, espeak: Espeak | None = None) -> None:
         self._espeak = espeak
 
-    def run(self, params: Message, inputs: list[Path], ctx: EngineContext) -> EngineResult:
+    def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Speak `params.text` in the voice of the reference recording `inputs[0]`."""
-        cloning = cast(types_pb2.VoiceCloningParams, params)
+        cloning = params_of(params, VoiceCloningParams)
         fmt = output_format(cloning.format)
-        text = text_to_speak(cloning.text, MAX_TEXT_CHARS)
+        text = text_to_speak(cloning.text, job_types.VOICE_CLONING.max_text_chars)
         if len(inputs) != 1:
             raise BadInput(f"voice cloning needs one reference recording, not {len(inputs)} inputs")
         espeak = self._espeak or Espeak.shared()
@@ -44,14 +41,15 @@ class WorldVoiceCloning:
 
         ctx.progress(0, "analysing the reference recording")
         # Decoding at the TTS rate puts both voices' envelopes on the same frequency grid.
-        reference = decode_audio(inputs[0], rate)
+        # Only the part that is analysed is decoded: a long reference costs neither memory nor time.
+        reference = decode_audio(inputs[0], rate, max_seconds=MAX_REFERENCE_SECONDS)
         seconds = reference.size / rate
         if seconds < MIN_REFERENCE_SECONDS:
             raise BadInput(
                 f"the reference recording lasts {seconds:.2f} s; at least {MIN_REFERENCE_SECONDS:.0f} s needed"
             )
         try:
-            profile = speaker_profile(reference[: int(MAX_REFERENCE_SECONDS * rate)], rate)
+            profile = speaker_profile(reference, rate)
         except NoVoice as error:
             raise BadInput(f"the reference recording holds no usable speech: {error}") from error
         ctx.log(f"reference voice: median F0 {profile.median_f0:.1f} Hz, log-F0 spread {profile.log_f0_spread:.3f}")

@@ -7,7 +7,6 @@ import re
 from services.workers.engines.base import BadInput
 from services.workers.engines.toolkit.espeak import Espeak
 
-MAX_TEXT_CHARS = 100_000
 MAX_CHUNK_CHARS = 400
 SUPPORTED_FORMATS = ("wav", "mp3", "ogg")
 EXAMPLE_LANGUAGES = "en, es, fr, de, it, pt"
@@ -57,12 +56,12 @@ def output_format(fmt: str) -> str:
     return fmt
 
 
-def text_to_speak(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """The stripped text; BadInput when it is empty or longer than `limit` characters."""
+def text_to_speak(text: str, limit: int | None) -> str:
+    """The stripped text; BadInput when it is empty or longer than `limit` characters (the job type's limit)."""
     text = text.strip()
     if not text:
         raise BadInput("text is empty: nothing to speak")
-    if len(text) > limit:
+    if limit is not None and len(text) > limit:
         raise BadInput(f"text is longer than {limit} characters")
     return text
 
