@@ -16,6 +16,9 @@ from services.common.errors import InvalidArgument
 CHUNK = 256 * 1024
 # Kept from the start of every blob for sniffing its media type (filetype reads up to 8 KiB).
 HEAD_BYTES = 8192
+# Stored files are users' media: only the owner (the services' one user) may read them. Temporary files
+# come 0600 from tempfile already, and an atomic rename keeps the mode; directories are made 0700.
+PRIVATE_DIR_MODE = 0o700
 
 
 class BlobTooLarge(InvalidArgument):
@@ -126,14 +129,30 @@ def _file_info(key: str, path: Path) -> BlobInfo:
     return BlobInfo(key, path.stat().st_size, digest.hexdigest(), head)
 
 
+def _make_private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents with mode 0700; existing ones are left as they are.
+
+    Path.mkdir(parents=True, mode=...) gives the mode to the last directory only.
+    """
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+
+
 class LocalBlobStore:
-    """Blobs as files under one directory (a volume in Kubernetes). Writes are atomic renames."""
+    """Blobs as files under one directory (a volume in Kubernetes). Writes are atomic renames.
+
+    Files are 0600 and the directories this store creates 0700 (the root too, when it creates it; a
+    mounted volume's root keeps the mode its owner gave it).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self._spool = self.root / ".spool"
-        self._spool.mkdir(exist_ok=True)
+        _make_private_dirs(self._spool)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -144,16 +163,22 @@ class LocalBlobStore:
     def commit(self, writer: BlobWriter) -> BlobInfo:
         info = writer.finish()
         target = self._path(writer.key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_dirs(target.parent)
         os.replace(writer.path, target)
         return info
 
     def put_file(self, key: str, path: Path) -> BlobInfo:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._spool / f".put-{os.getpid()}-{id(path)}"
-        shutil.copyfile(path, temporary)
-        os.replace(temporary, target)
+        _make_private_dirs(target.parent)
+        # mkstemp creates the file 0600, and copyfile writes into it without changing the mode.
+        descriptor, name = tempfile.mkstemp(dir=self._spool, prefix=".put-")
+        os.close(descriptor)
+        temporary = Path(name)
+        try:
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
         return _file_info(key, target)
 
     def read(self, key: str) -> Iterator[bytes]:

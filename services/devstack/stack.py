@@ -12,11 +12,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 from gateway.render import GatewayConfig, StaticSite, render, upstream
 from services.auth.keys import generate_key_pair, load_signing_key
 from services.common.messaging import inbox_prefix
 from services.common.nats_permissions import COMPONENTS, render_authorization
-from services.devstack.postgres import start_postgres
+from services.devstack.postgres import PASSWORD_FILE, start_postgres
+from services.devstack.private_files import make_private_dir, write_private
 from services.devstack.probes import envoy_ready, grpc_serving
 from services.devstack.supervisor import Supervisor, wait_until
 
@@ -107,9 +110,14 @@ class LocalStack:
 
     def _keys(self) -> tuple[Path, Path, Path]:
         keys = self.state_dir / "keys"
+        make_private_dir(keys)
         private, public, jwks = keys / "jwt-private.pem", keys / "jwt-public.pem", keys / "jwks.json"
-        key = load_signing_key(private) if private.exists() else generate_key_pair(private, public)
-        jwks.write_text(json.dumps({"keys": [key.jwk()]}))
+        if private.exists():
+            private.chmod(0o600)  # a key written by an older release may be more open
+            key = load_signing_key(private)
+        else:
+            key = generate_key_pair(private, public)
+        write_private(jwks, json.dumps({"keys": [key.jwk()]}))
         return private, public, jwks
 
     def _nats_passwords(self) -> dict[str, str]:
@@ -118,7 +126,7 @@ class LocalStack:
         known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         passwords = {c: known.get(c) or secrets.token_urlsafe(24) for c in COMPONENTS}
         if passwords != known:
-            _write_private(path, json.dumps(passwords, indent=2))
+            write_private(path, json.dumps(passwords, indent=2))
         return passwords
 
     def _nats(self) -> tuple[str, dict[str, str]]:
@@ -126,11 +134,11 @@ class LocalStack:
             return self.config.nats_url, {}
         port = free_port()
         store = self.state_dir / "nats"
-        store.mkdir(parents=True, exist_ok=True)
+        make_private_dir(store)
         passwords = self._nats_passwords()
         config = self.state_dir / "nats.conf"
         # json.dumps quotes a value as the configuration language expects a string.
-        _write_private(
+        write_private(
             config,
             f"listen: {json.dumps(f'127.0.0.1:{port}')}\n"
             f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
@@ -158,7 +166,12 @@ class LocalStack:
 
     def worker_env(self, nats: str, metrics_port: int) -> dict[str, str]:
         """The environment of a worker process."""
-        env = {**self._base_env(nats, metrics_port, "workers"), **self.config.service_env}
+        env = {
+            **self._base_env(nats, metrics_port, "workers"),
+            # Only the gateway listens beyond loopback here (a worker in a cluster binds 0.0.0.0 for scraping).
+            "AIORCH_METRICS_HOST": "127.0.0.1",
+            **self.config.service_env,
+        }
         env.pop("AIORCH_ADMIN_PASSWORD", None)
         return env
 
@@ -203,11 +216,12 @@ class LocalStack:
             raise
 
     def _start(self) -> Endpoints:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Everything below holds secrets or users' media; PostgreSQL's user may only pass through (postgres.py).
+        make_private_dir(self.state_dir)
         self._keys_paths = self._keys()
         private, public, jwks = self._keys_paths
         database_url = self.config.database_url or start_postgres(
-            self.supervisor, self.state_dir / "postgres", free_port(), durable=self.config.durable_postgres
+            self.supervisor, self.state_dir, free_port(), durable=self.config.durable_postgres
         )
         nats_url, self._nats_passwords_in_use = self._nats()
         self._migrate_and_bootstrap(database_url)
@@ -235,7 +249,8 @@ class LocalStack:
         gateway_port = self.config.gateway_port or free_port()
         admin_port = free_port()
         envoy_config = self.state_dir / "envoy.yaml"
-        envoy_config.write_text(
+        write_private(
+            envoy_config,
             render(
                 GatewayConfig(
                     gateway_port=gateway_port,
@@ -249,7 +264,7 @@ class LocalStack:
                     cors_origins=self.config.cors_origins,
                     static_sites=[StaticSite("/", self.config.static_root)] if self.config.static_root.is_dir() else [],
                 )
-            )
+            ),
         )
         self.supervisor.start(
             "envoy",
@@ -312,14 +327,6 @@ class LocalStack:
         self.supervisor.stop_all()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read, from its first byte (it holds passwords)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # an older file keeps its mode through O_CREAT
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-
-
 def _port_open(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -350,7 +357,7 @@ def run_foreground() -> int:
     except Exception as exc:  # the operator needs the reason, not a traceback
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
-    _print_summary(ep)
+    _print_summary(ep, None if config.database_url else stack.state_dir / PASSWORD_FILE)
     code = 0
     while not stop.wait(0.5):
         dead = stack.supervisor.exited()
@@ -364,7 +371,11 @@ def run_foreground() -> int:
     return code
 
 
-def _print_summary(ep: Endpoints) -> None:
+def _without_password(database_url: str) -> str:
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def _print_summary(ep: Endpoints, postgres_password: Path | None) -> None:
     lines = [
         "",
         "aiorch is running. Ctrl-C stops everything.",
@@ -374,7 +385,8 @@ def _print_summary(ep: Endpoints) -> None:
             f"  {name} gRPC: {addr}   metrics: http://127.0.0.1:{ep.metrics[name]}/metrics"
             for name, addr in ep.grpc.items()
         ),
-        f"  PostgreSQL: {ep.database_url}",
+        f"  PostgreSQL: {_without_password(ep.database_url)}"
+        + (f"   password in {postgres_password}" if postgres_password else ""),
         f"  NATS: {ep.nats_url}"
         + (
             f"   operator user admin, password in {ep.blob_dir.parent / 'nats-passwords.json'}"

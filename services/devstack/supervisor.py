@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -14,17 +15,46 @@ from pathlib import Path
 from typing import IO
 
 
-def _guarded(argv: Sequence[str]) -> list[str]:
-    """`argv` behind a parent-death signal: if the stack is killed (even with SIGKILL), the kernel ends it too.
+def _guarded(argv: Sequence[str], user: str | None = None) -> list[str]:
+    """`argv` behind a parent-death signal, run as `user` when given.
 
-    util-linux's setpriv arms it when present; otherwise a tiny Python launcher does. Either
-    way it happens after exec, never in a preexec_fn (Python code between fork and exec can
-    deadlock when the parent has threads, as gRPC's).
+    The parent-death signal means that if the stack is killed (even with SIGKILL), the kernel ends the
+    child too. util-linux's setpriv arms it, and switches user, when present; otherwise a tiny Python
+    launcher does both. Either way it happens after exec, in the new program: Popen itself gets no
+    `user=`, `group=`, `extra_groups=` or `preexec_fn=`, any of which makes CPython fork() instead of
+    vfork(). A fork of a process with live gRPC threads can crash before exec ("Other threads are
+    currently calling into gRPC, skipping fork() handlers", then a segmentation fault on a loaded
+    machine), and Python code between fork and exec can deadlock.
     """
     setpriv = shutil.which("setpriv")
     if setpriv:
-        return [setpriv, "--pdeathsig", "KILL", "--", *argv]
-    return [sys.executable, str(Path(__file__).with_name("orphan_guard.py")), str(os.getpid()), "--", *argv]
+        switch: list[str] = []
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            switch = [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
+        return [setpriv, "--pdeathsig", "KILL", *switch, "--", *argv]
+    launcher = [sys.executable, str(Path(__file__).with_name("orphan_guard.py")), str(os.getpid())]
+    if user is not None:
+        launcher += ["--user", user]
+    return [*launcher, "--", *argv]
+
+
+def run_once(argv: Sequence[str], user: str | None = None, stdin_text: str | None = None) -> None:
+    """Run a command to its end (as `user` when given), on the same vfork-safe path as `Supervisor.start`.
+
+    Raises RuntimeError with the end of the command's output when it fails.
+    """
+    ran = subprocess.run(
+        _guarded(argv, user),
+        input=(stdin_text or "").encode(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+        timeout=120,
+    )
+    if ran.returncode != 0:
+        output = ran.stdout.decode(errors="replace")[-2000:]
+        raise RuntimeError(f"{Path(argv[0]).name} exited with {ran.returncode}: {output}")
 
 
 @dataclass
@@ -57,18 +87,18 @@ class Supervisor:
         stop_signal: signal.Signals = signal.SIGTERM,
         cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `argv`; output goes to <log_dir>/<name>.log, or to this terminal without a log dir."""
+        """Start `argv` (as `user` when given); output goes to <log_dir>/<name>.log, or to this terminal."""
         log = None
         if self._log_dir is not None:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self._log_dir / f"{name}.log").open("ab")
+            # Logs can hold what users sent: owner-only, like everything in the state dir.
+            self._log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            log = os.fdopen(os.open(self._log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         process = subprocess.Popen(
-            _guarded(argv),
+            _guarded(argv, user),
             env=dict(env) if env is not None else None,
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             stdin=subprocess.DEVNULL,
-            user=user,
             cwd=cwd,
             # Own process group: Ctrl-C reaches the stack once, which then stops children in order.
             start_new_session=True,

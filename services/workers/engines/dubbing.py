@@ -24,7 +24,7 @@ from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
 from services.workers.engines.toolkit.speech import voice_name
 from services.workers.engines.toolkit.transcript import Segment, split_sentences, to_srt
 from services.workers.engines.toolkit.translate import translate_lines, translation_mode
-from services.workers.engines.toolkit.whisper import SAMPLE_RATE, load_model, primary_language, read_speech, transcribe
+from services.workers.engines.toolkit.whisper import load_model, primary_language, transcribe_file
 
 MIX_RATE = 44100
 DEFAULT_ORIGINAL_VOLUME = 0.2
@@ -152,15 +152,16 @@ class ApertiumDubbing:
 
         ctx.progress(0, "extracting audio")
         _, _, has_video = ffmpeg.media_info(path)
-        speech = read_speech(path)
+        ctx.check_cancelled()
+        ctx.progress(5, "transcribing")
+        heard = transcribe_file(
+            model, path, request.source, ctx, lambda done: ctx.progress(5 + int(35 * done), "transcribing")
+        )
+        # The mix needs the whole original track in memory (4 bytes a sample at 44.1 kHz: 635 MB an hour);
+        # the DUBBING input limit bounds it, and the engine process's memory ceiling catches a lying header.
         original = ffmpeg.decode_audio(path, MIX_RATE)
         ctx.check_cancelled()
-
-        ctx.progress(5, "transcribing")
-        heard = transcribe(
-            model, speech, request.source, ctx, lambda done: ctx.progress(5 + int(35 * done), "transcribing")
-        )
-        recognised = [sentence for segment in heard for sentence in split_sentences(segment)]
+        recognised = [sentence for segment in heard.segments for sentence in split_sentences(segment)]
         if not recognised:
             raise BadInput(f"no speech was recognised in {path.name}: nothing to dub")
         ctx.check_cancelled()
@@ -195,7 +196,7 @@ class ApertiumDubbing:
         return EngineResult(
             outputs=[main, subtitles],
             meta={
-                "duration_seconds": round(len(speech) / SAMPLE_RATE, 3),
+                "duration_seconds": heard.duration_seconds,
                 "source_language": request.source,
                 "target_language": request.target,
                 "segments": [

@@ -10,7 +10,7 @@ from services.common import job_types
 from services.common.job_params import JobParams, SttParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit.transcript import to_srt, to_text, to_vtt
-from services.workers.engines.toolkit.whisper import SAMPLE_RATE, load_model, primary_language, read_speech, transcribe
+from services.workers.engines.toolkit.whisper import load_model, primary_language, transcribe_file
 
 EXTRA_FORMATS = ("txt", "srt", "vtt")
 MAIN_OUTPUT = "transcript.json"
@@ -44,13 +44,12 @@ class WhisperStt:
 
         model = load_model(language)
         ctx.progress(0, "reading audio")
-        audio = read_speech(inputs[0])
-        duration = round(len(audio) / SAMPLE_RATE, 3)
-        ctx.log(f"transcribing {duration} s of audio in {language}")
         ctx.check_cancelled()
-        segments = transcribe(
-            model, audio, language, ctx, lambda done: ctx.progress(5 + int(90 * done), "transcribing")
+        heard = transcribe_file(
+            model, inputs[0], language, ctx, lambda done: ctx.progress(5 + int(90 * done), "transcribing")
         )
+        segments, duration = heard.segments, heard.duration_seconds
+        ctx.log(f"transcribed {duration} s of audio in {language}")
 
         text = " ".join(s.text for s in segments)
         transcript = {
