@@ -173,8 +173,11 @@ class ResultBook:
         def run() -> None:
             with self._db.transaction() as session:
                 session.delete(session.get_one(Result, view.id))
+            # Only the job's own outputs: a key elsewhere (stored before the intake checked them) stays put.
+            own = f"results/{view.job_id}/"
             for key in view.output_keys:
-                self._blobs.delete_prefix(key)
+                if key.startswith(own):
+                    self._blobs.delete_prefix(key)
 
         await asyncio.to_thread(run)
 
