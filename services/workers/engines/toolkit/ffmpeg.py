@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 import wave
+from collections.abc import Generator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -36,16 +38,65 @@ def _run(args: list[str], what: str, transient: bool = False) -> subprocess.Comp
     return done
 
 
-def decode_audio(path: Path, sample_rate: int = 16000) -> NDArray[np.float32]:
-    """The first audio stream of any media file as mono float32 samples in [-1, 1]."""
-    done = _run(
-        ["-i", str(path), "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "s16le", "-acodec", "pcm_s16le", "-"],
-        f"cannot read audio from {path.name}",
-    )
+def _decode_args(path: Path, sample_rate: int, max_seconds: float | None) -> list[str]:
+    # `-t` after `-i` caps the decoded length, whatever the container's header claims.
+    limit = ["-t", f"{max_seconds:g}"] if max_seconds is not None else []
+    return ["-i", str(path), *limit, "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "s16le", "-acodec", "pcm_s16le"]
+
+
+def decode_audio(path: Path, sample_rate: int = 16000, max_seconds: float | None = None) -> NDArray[np.float32]:
+    """The first audio stream of any media file (its first `max_seconds`) as mono float32 samples in [-1, 1].
+
+    The whole signal is held in memory (4 bytes a sample): callers bound it with `max_seconds` or read long
+    inputs with `stream_audio`.
+    """
+    done = _run([*_decode_args(path, sample_rate, max_seconds), "-"], f"cannot read audio from {path.name}")
     samples = np.frombuffer(done.stdout, dtype=np.int16).astype(np.float32) / 32768.0
     if samples.size == 0:
         raise BadInput(f"{path.name} has no audio")
     return samples
+
+
+def stream_audio(
+    path: Path, sample_rate: int, block_seconds: float, max_seconds: float | None = None
+) -> Generator[NDArray[np.float32], None, None]:
+    """The audio of a media file as mono float32 blocks of `block_seconds` (the last one shorter).
+
+    ffmpeg decodes into a pipe that is read one block at a time, so memory stays at one block whatever the
+    length of the input. Closing the iterator early stops ffmpeg.
+    """
+    block_bytes = 2 * max(1, round(block_seconds * sample_rate))
+    args = [
+        executable(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        *_decode_args(path, sample_rate, max_seconds),
+    ]
+    # stderr goes to a file: a damaged input can print an error per frame, and a full stderr pipe would stall
+    # ffmpeg while this side waits on stdout.
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([*args, "-"], stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        emitted = 0
+        try:
+            while chunk := process.stdout.read(block_bytes):
+                # s16le output has whole samples; the slice only guards against a torn last one.
+                block = np.frombuffer(chunk[: len(chunk) // 2 * 2], dtype=np.int16).astype(np.float32) / 32768.0
+                emitted += block.size
+                yield block
+            if process.wait() != 0:
+                errors.seek(0)
+                last = (errors.read().decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+                raise BadInput(f"cannot read audio from {path.name}: {last}")
+            if emitted == 0:
+                raise BadInput(f"{path.name} has no audio")
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stdout.close()
 
 
 def media_info(path: Path) -> tuple[float, bool, bool]:

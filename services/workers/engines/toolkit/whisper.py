@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,24 @@ MODEL_PATH_ENV = "AIORCH_WORKER_STT_MODEL_PATH"
 DEVICE_ENV = "AIORCH_WORKER_STT_DEVICE"
 COMPUTE_TYPES = {"cpu": "int8", "cuda": "float16"}
 SAMPLE_RATE = 16000  # what Whisper listens at
+# Audio is decoded and recognised this much at a time: a job's memory does not grow with its input's length.
+WINDOW_SECONDS = 60.0
+# Where in a window's last seconds its cut is sought (the quietest tenth of a second there).
+CUT_SEARCH_SECONDS = 5.0
+# A window whose loudest sample stays under -60 dBFS holds no speech anyone could hear.
+SILENT_PEAK = 10 ** (-60 / 20)
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _models: dict[Path, Any] = {}
 _models_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was heard in a file, and how long its audio lasted in seconds."""
+
+    segments: list[Segment]
+    duration_seconds: float
 
 
 def primary_language(code: str) -> str:
@@ -71,38 +86,90 @@ def load_model(language: str) -> Any:
     return model
 
 
-def read_speech(path: Path, sample_rate: int = SAMPLE_RATE) -> NDArray[np.float32]:
-    """The audio of a media file as mono float32; BadInput if it is not media or carries no audio."""
-    _, has_audio, _ = ffmpeg.media_info(path)
-    if not has_audio:
-        raise BadInput(f"{path.name} has no audio stream to listen to")
-    return ffmpeg.decode_audio(path, sample_rate)
-
-
-def transcribe(
+def transcribe_file(
     model: Any,
-    audio: NDArray[np.float32],
+    path: Path,
     language: str,
     ctx: EngineContext,
     on_progress: Callable[[float], None],
-) -> list[Segment]:
-    """Segments of 16 kHz `audio` heard by a `load_model` model; `on_progress` gets the fraction heard so far.
+) -> Transcript:
+    """The speech of a media file heard by a `load_model` model; `on_progress` gets the fraction heard so far.
 
-    Whisper decodes lazily while the segments are iterated, so a cancel between segments stops the work.
+    The audio is decoded and recognised one window at a time, so memory stays at about two windows whatever
+    the length of the input; voice-activity detection skips the silence in each window before Whisper
+    computes anything, so hours of silence cost little. Whisper decodes lazily while the segments are
+    iterated, so a cancel between segments (or windows) stops the work.
     """
-    duration = len(audio) / SAMPLE_RATE
-    pieces, _ = model.transcribe(audio, language=language, word_timestamps=True, vad_filter=False)
+    expected, has_audio, _ = ffmpeg.media_info(path)
+    if not has_audio:
+        raise BadInput(f"{path.name} has no audio stream to listen to")
+    blocks = ffmpeg.stream_audio(path, SAMPLE_RATE, WINDOW_SECONDS)
     segments: list[Segment] = []
+    heard = 0.0
+    try:
+        for offset, window in speech_windows(blocks):
+            ctx.check_cancelled()
+            heard = offset + window.size / SAMPLE_RATE
+            if float(np.max(np.abs(window))) < SILENT_PEAK:
+                on_progress(_fraction(heard, expected))
+                continue  # nothing to hear: not even the voice-activity model runs
+            for segment in _recognise(model, window, offset, language):
+                ctx.check_cancelled()
+                segments.append(segment)
+                on_progress(_fraction(segment.end, expected))
+            on_progress(_fraction(heard, expected))
+    finally:
+        blocks.close()
+    return Transcript(segments, round(heard, 3))
+
+
+def speech_windows(blocks: Iterable[NDArray[np.float32]]) -> Iterator[tuple[float, NDArray[np.float32]]]:
+    """(start in seconds, samples) windows of at most WINDOW_SECONDS of 16 kHz audio, cut where it is quietest.
+
+    Each window ends at the quietest tenth of a second of its last CUT_SEARCH_SECONDS, so that a cut rarely
+    falls inside a word; the rest starts the next window.
+    """
+    window_samples = round(WINDOW_SECONDS * SAMPLE_RATE)
+    pending = np.zeros(0, dtype=np.float32)
+    start = 0
+    for block in blocks:
+        pending = np.concatenate([pending, block])
+        while pending.size >= window_samples:
+            cut = _quietest_cut(pending[:window_samples])
+            yield start / SAMPLE_RATE, pending[:cut].copy()
+            start += cut
+            pending = pending[cut:].copy()
+    if pending.size:
+        yield start / SAMPLE_RATE, pending
+
+
+def _quietest_cut(window: NDArray[np.float32]) -> int:
+    frame = SAMPLE_RATE // 10
+    search = min(window.size, round(CUT_SEARCH_SECONDS * SAMPLE_RATE)) // frame * frame
+    if search < frame:
+        return int(window.size)
+    tail = window[window.size - search :]
+    energy = np.square(tail.reshape(-1, frame)).mean(axis=1)
+    return int(window.size - search + int(np.argmin(energy)) * frame + frame // 2)
+
+
+def _recognise(model: Any, window: NDArray[np.float32], offset: float, language: str) -> Iterator[Segment]:
+    end = window.size / SAMPLE_RATE
+    pieces, _ = model.transcribe(window, language=language, word_timestamps=True, vad_filter=True)
     for piece in pieces:
-        ctx.check_cancelled()
-        start, end = _clamp(piece.start, duration), _clamp(piece.end, duration)
-        words = tuple(Word(_clamp(w.start, duration), _clamp(w.end, duration), str(w.word)) for w in piece.words or ())
         text = str(piece.text).strip()
-        if text:
-            segments.append(Segment(start, end, text, words))
-        on_progress(end / duration if duration else 1.0)
-    return segments
+        if not text:
+            continue
+        words = tuple(
+            Word(_shift(w.start, offset, end), _shift(w.end, offset, end), str(w.word)) for w in piece.words or ()
+        )
+        yield Segment(_shift(piece.start, offset, end), _shift(piece.end, offset, end), text, words)
 
 
-def _clamp(seconds: float, duration: float) -> float:
-    return round(min(max(float(seconds), 0.0), duration), 3)
+def _shift(seconds: float, offset: float, window_end: float) -> float:
+    # Whisper's times are within the window (and may run a little past its end); the transcript's are absolute.
+    return round(offset + min(max(float(seconds), 0.0), window_end), 3)
+
+
+def _fraction(seconds: float, expected: float) -> float:
+    return min(1.0, seconds / expected) if expected > 0 else 1.0
