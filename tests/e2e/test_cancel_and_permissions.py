@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from services.devstack.stack import LocalStack
+from tests.permission_table import PROJECT_ACCESS, Level, outcome
 from tests.support import Accounts, User, long_text, make_project, tts_job, wait_for, worker_names
 
 SHORT = "A short sentence for a small job."
@@ -44,6 +45,23 @@ def test_a_running_job_is_cancelled_within_two_seconds(http: httpx.Client, accou
     assert http.get(f"/api/jobs/{job['id']}/result/", headers=editor.headers).status_code == 400
 
 
+# Each person of the cast as the permission table sees them: (global role, relation to the project).
+STANDING = {
+    "owner": ("editor", "owner"),
+    "admin": ("admin", "stranger"),
+    "member_editor": ("editor", "member-editor"),
+    "member_viewer": ("viewer", "member-viewer"),
+    "viewer_with_editor_role": ("viewer", "member-editor"),
+    "stranger": ("editor", "stranger"),
+}
+
+
+def http_status(access: Level, needed: Level) -> int:
+    """The HTTP status of a REST call needing `needed` for a caller with `access` to the project."""
+    answer = outcome(access, needed)
+    return 200 if answer == "ok" else int(answer)
+
+
 @pytest.fixture
 def cast(http: httpx.Client, accounts: Accounts) -> dict[str, User]:
     """An owner with a project and a finished job, members of each project role, and strangers."""
@@ -72,22 +90,8 @@ def test_job_permissions_follow_the_project(http: httpx.Client, cast: dict[str, 
     job = wait_for(http, owner, tts_job(http, owner, project["id"], SHORT)["id"], {"COMPLETED"})
     result = http.get(f"/api/jobs/{job['id']}/result/", headers=owner.headers).json()
 
-    expected_read = {
-        "owner": 200,
-        "admin": 200,
-        "member_editor": 200,
-        "member_viewer": 200,
-        "viewer_with_editor_role": 200,
-        "stranger": 404,
-    }
-    expected_write = {
-        "owner": 200,
-        "admin": 200,
-        "member_editor": 200,
-        "member_viewer": 403,
-        "viewer_with_editor_role": 403,
-        "stranger": 404,
-    }
+    expected_read = {who: http_status(PROJECT_ACCESS[standing], Level.READ) for who, standing in STANDING.items()}
+    expected_write = {who: http_status(PROJECT_ACCESS[standing], Level.WRITE) for who, standing in STANDING.items()}
     for who, user in cast.items():
         assert http.get(f"/api/jobs/{job['id']}/", headers=user.headers).status_code == expected_read[who], who
         assert http.get(f"/api/job-results/{result['id']}/", headers=user.headers).status_code == expected_read[who], (

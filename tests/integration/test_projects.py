@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from services.common import messaging
 from services.devstack.stack import Endpoints
+from tests.permission_table import HUMAN_ROLES, PROJECT_ACCESS, RELATIONS, Level
 from tests.support import Accounts, User, unique
 
 Code = grpc.StatusCode
@@ -135,35 +136,12 @@ def test_unknown_and_malformed_ids_are_not_found(project_id: str, projects: Stub
     assert error.details() == f"project {project_id!r} not found"
 
 
-# --- The permission matrix (brief section 5) --------------------------------------------------
+# --- The permission matrix (brief section 5; who gets which access: tests/permission_table.py) ---
 
-ROLES = ("admin", "editor", "viewer")
-RELATIONS = ("owner", "member-editor", "member-viewer", "stranger")
-NONE, READ, WRITE, OWNER = (
-    projects_pb2.ACCESS_NONE,
-    projects_pb2.ACCESS_READ,
-    projects_pb2.ACCESS_WRITE,
-    projects_pb2.ACCESS_OWNER,
-)
-# What a global role gets from its relation to a project. A viewer never writes, even on a project
-# they created before they were demoted; a stranger never learns that a project exists.
-ACCESS = {
-    ("admin", "owner"): OWNER,
-    ("admin", "member-editor"): OWNER,
-    ("admin", "member-viewer"): OWNER,
-    ("admin", "stranger"): OWNER,
-    ("editor", "owner"): OWNER,
-    ("editor", "member-editor"): WRITE,
-    ("editor", "member-viewer"): READ,
-    ("editor", "stranger"): NONE,
-    ("viewer", "owner"): READ,
-    ("viewer", "member-editor"): READ,
-    ("viewer", "member-viewer"): READ,
-    ("viewer", "stranger"): NONE,
-}
+NONE, READ, WRITE, OWNER = Level.NONE, Level.READ, Level.WRITE, Level.OWNER
 Action = Callable[[Stub, User, str], object]
 # Each action and the access it needs.
-ACTIONS: dict[str, tuple[int, Action]] = {
+ACTIONS: dict[str, tuple[Level, Action]] = {
     "get": (READ, lambda p, u, pid: p.GetProject(projects_pb2.GetProjectRequest(id=pid), metadata=u.metadata)),
     "list_members": (
         READ,
@@ -199,23 +177,23 @@ def arrange(projects: Stub, accounts: Accounts, role: str, relation: str) -> tup
 
 @pytest.mark.parametrize(
     ("role", "relation", "action"),
-    [(r, rel, a) for r in ROLES for rel in RELATIONS for a in ACTIONS],
+    [(r, rel, a) for r in HUMAN_ROLES for rel in RELATIONS for a in ACTIONS],
 )
 def test_permission_matrix(role: str, relation: str, action: str, projects: Stub, accounts: Accounts) -> None:
     caller, project_id = arrange(projects, accounts, role, relation)
     needed, call = ACTIONS[action]
-    access = ACCESS[role, relation]
+    access = PROJECT_ACCESS[role, relation]
     if access >= needed:
         call(projects, caller, project_id)
     else:
         expect(Code.NOT_FOUND if access == NONE else Code.PERMISSION_DENIED, lambda: call(projects, caller, project_id))
 
 
-@pytest.mark.parametrize(("role", "relation"), list(ACCESS))
+@pytest.mark.parametrize(("role", "relation"), [(r, rel) for r in HUMAN_ROLES for rel in RELATIONS])
 def test_check_access_answers_the_callers_level(role: str, relation: str, projects: Stub, accounts: Accounts) -> None:
     caller, project_id = arrange(projects, accounts, role, relation)
     reply = projects.CheckAccess(projects_pb2.CheckAccessRequest(project_id=project_id), metadata=caller.metadata)
-    assert reply.access == ACCESS[role, relation]
+    assert projects_pb2.Access.Name(reply.access) == f"ACCESS_{PROJECT_ACCESS[role, relation].name}"
 
 
 @pytest.mark.parametrize("project_id", ["", "not-a-uuid", str(uuid.uuid4())])
@@ -223,7 +201,7 @@ def test_check_access_of_unknown_projects_is_none(project_id: str, projects: Stu
     reply = projects.CheckAccess(
         projects_pb2.CheckAccessRequest(project_id=project_id), metadata=accounts.admin.metadata
     )
-    assert reply.access == NONE
+    assert reply.access == projects_pb2.ACCESS_NONE
 
 
 # --- Members ------------------------------------------------------------------------------------

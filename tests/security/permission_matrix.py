@@ -6,8 +6,11 @@ caller's own profile and the others are the project owner's profile. Outcomes: `
 (PERMISSION_DENIED: the caller sees the object but may not do this), `404` (NOT_FOUND: the object
 is not confirmed to exist), `400` (FAILED_PRECONDITION: allowed, but not in this state).
 
-The viewer who owns a project is an editor who created it and was then demoted: they keep reading
-what they own but never write (docs/api.md, "Who may do what").
+A row that the project governs names only the access it needs (`read`, `write`, `owner`); its outcomes
+follow from tests/permission_table.py, the one table of who gets which access, which the unit and
+integration suites check too. The other rows (files, profiles, admin-only calls) spell out their nine
+outcomes. The viewer who owns a project is an editor who created it and was then demoted: they keep
+reading what they own but never write (docs/api.md, "Who may do what").
 
 Placeholders in requests and paths: {project}, its jobs {job} (pending), {done_job} (completed,
 with the result {result}) and {spare_job} (pending), {file}, the project's {owner}, a viewer member
@@ -20,9 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-ROLES = ("admin", "editor", "viewer")
+from tests.permission_table import HUMAN_ROLES, PROJECT_ACCESS, Level, outcome
+
 RELATIONS = ("owner", "member", "stranger")
-CELLS = tuple(f"{role}:{relation}" for role in ROLES for relation in RELATIONS)
+CELLS = tuple(f"{role}:{relation}" for role in HUMAN_ROLES for relation in RELATIONS)
+# This matrix's relations in the permission table's words: its member is an editor member.
+_TABLE_RELATION = {"owner": "owner", "member": "member-editor", "stranger": "stranger"}
 
 
 @dataclass(frozen=True)
@@ -41,32 +47,32 @@ class Row:
         return self.method.rpartition("/")[2]
 
 
-# Columns: admin:owner admin:member admin:stranger | editor:... | viewer:...
+# Columns: admin:owner admin:member admin:stranger | editor:... | viewer:...   (or the project access needed)
 _TABLE = """
-/aiorch.projects.v1.ProjectService/GetProject        ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.projects.v1.ProjectService/ListMembers       ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.jobs.v1.JobService/ListJobs                  ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.jobs.v1.JobService/GetJob                    ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.jobs.v1.JobService/GetResultForJob           ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.jobs.v1.JobResultService/GetJobResult        ok ok ok   ok  ok  404   ok  ok  404
-/aiorch.jobs.v1.JobResultService/GetJobDetails       ok ok ok   ok  ok  404   ok  ok  404
+/aiorch.projects.v1.ProjectService/GetProject        read
+/aiorch.projects.v1.ProjectService/ListMembers       read
+/aiorch.jobs.v1.JobService/ListJobs                  read
+/aiorch.jobs.v1.JobService/GetJob                    read
+/aiorch.jobs.v1.JobService/GetResultForJob           read
+/aiorch.jobs.v1.JobResultService/GetJobResult        read
+/aiorch.jobs.v1.JobResultService/GetJobDetails       read
 /aiorch.jobs.v1.FileService/GetFile                  ok ok ok   ok  404 404   ok  404 404
 /aiorch.auth.v1.ProfileService/GetProfile            ok ok ok   ok  404 404   ok  404 404
 /aiorch.auth.v1.ProfileService/UpdateProfile         ok ok ok   ok  404 404   ok  404 404
-/aiorch.projects.v1.ProjectService/UpdateProject     ok ok ok   ok  ok  404   403 403 404
-/aiorch.jobs.v1.JobService/CreateJob                 ok ok ok   ok  ok  404   403 403 404
-/aiorch.jobs.v1.JobService/UpdateJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.projects.v1.ProjectService/UpdateProject     write
+/aiorch.jobs.v1.JobService/CreateJob                 write
+/aiorch.jobs.v1.JobService/UpdateJob                 write
 /aiorch.jobs.v1.JobService/UpdateProgress            ok ok ok   403 403 403   403 403 403
-/aiorch.jobs.v1.JobService/CancelJob                 ok ok ok   ok  ok  404   403 403 404
-/aiorch.jobs.v1.JobService/RetryJob                  ok ok ok   ok  ok  404   403 403 404
+/aiorch.jobs.v1.JobService/CancelJob                 write
+/aiorch.jobs.v1.JobService/RetryJob                  write
 /aiorch.jobs.v1.JobResultService/UpdateJobResult     ok ok ok   403 403 403   403 403 403
 /aiorch.jobs.v1.JobResultService/CreateJobResult     ok ok ok   403 403 403   403 403 403
-/aiorch.projects.v1.ProjectService/AddMember         ok ok ok   ok  403 404   403 403 404
-/aiorch.projects.v1.ProjectService/RemoveMember      ok ok ok   ok  403 404   403 403 404
-/aiorch.jobs.v1.JobResultService/DeleteJobResult     ok ok ok   ok  ok  404   403 403 404
-/aiorch.jobs.v1.JobService/DeleteJob                 ok ok ok   ok  ok  404   403 403 404
+/aiorch.projects.v1.ProjectService/AddMember         owner
+/aiorch.projects.v1.ProjectService/RemoveMember      owner
+/aiorch.jobs.v1.JobResultService/DeleteJobResult     write
+/aiorch.jobs.v1.JobService/DeleteJob                 write
 /aiorch.jobs.v1.FileService/DeleteFile               ok ok ok   ok  404 404   403 404 404
-/aiorch.projects.v1.ProjectService/DeleteProject     ok ok ok   ok  403 404   403 403 404
+/aiorch.projects.v1.ProjectService/DeleteProject     owner
 /aiorch.auth.v1.ProfileService/DeleteProfile         400 ok ok  403 404 404   403 404 404
 """
 
@@ -124,10 +130,21 @@ _CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
 }
 
 
+def _project_outcomes(needed: Level) -> list[str]:
+    """Each cell's outcome for a call that needs `needed` access to the project."""
+    return [outcome(PROJECT_ACCESS[role, _TABLE_RELATION[relation]], needed) for role, relation in _cells()]
+
+
+def _cells() -> list[tuple[str, str]]:
+    return [(role, relation) for role, _, relation in (cell.partition(":") for cell in CELLS)]
+
+
 def _rows() -> list[Row]:
     rows = []
     for line in _TABLE.strip().splitlines():
         method, *outcomes = line.split()
+        if len(outcomes) == 1:
+            outcomes = _project_outcomes(Level[outcomes[0].upper()])
         assert len(outcomes) == len(CELLS), f"{method}: {len(outcomes)} outcomes for {len(CELLS)} cells"
         request, http, body = _CALLS[method.rpartition("/")[2]]
         rows.append(Row(method, request, http, body, dict(zip(CELLS, outcomes, strict=True))))

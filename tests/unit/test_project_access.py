@@ -1,4 +1,4 @@
-"""Project access rules, every combination of global role and relation to the project."""
+"""Project access rules, every combination of global role and relation to the project (tests/permission_table.py)."""
 
 from __future__ import annotations
 
@@ -8,44 +8,35 @@ import pytest
 
 from services.common.identity import Role
 from services.projects.access import Access, MemberRole, access_for
+from tests.permission_table import PROJECT_ACCESS, RELATIONS, ROLES, Level
 
 CALLER = uuid.uuid4()
 SOMEONE_ELSE = uuid.uuid4()
 
-# (global role, owns the project, project role) -> access
-EXPECTED: dict[tuple[Role, bool, MemberRole | None], Access] = {
-    (Role.ADMIN, True, None): Access.OWNER,
-    (Role.ADMIN, False, MemberRole.EDITOR): Access.OWNER,
-    (Role.ADMIN, False, MemberRole.VIEWER): Access.OWNER,
-    (Role.ADMIN, False, None): Access.OWNER,
-    (Role.EDITOR, True, None): Access.OWNER,
-    (Role.EDITOR, False, MemberRole.EDITOR): Access.WRITE,
-    (Role.EDITOR, False, MemberRole.VIEWER): Access.READ,
-    (Role.EDITOR, False, None): Access.NONE,
-    # A viewer never writes: not as an owner (demoted since), not as an editor member.
-    (Role.VIEWER, True, None): Access.READ,
-    (Role.VIEWER, False, MemberRole.EDITOR): Access.READ,
-    (Role.VIEWER, False, MemberRole.VIEWER): Access.READ,
-    (Role.VIEWER, False, None): Access.NONE,
-    # Service accounts act only through the jobs service, never on projects.
-    (Role.SERVICE, True, None): Access.NONE,
-    (Role.SERVICE, False, MemberRole.EDITOR): Access.NONE,
-    (Role.SERVICE, False, MemberRole.VIEWER): Access.NONE,
-    (Role.SERVICE, False, None): Access.NONE,
+# The permission table's relations as access_for's inputs: (owns the project, project role).
+RELATION_FACTS: dict[str, tuple[bool, MemberRole | None]] = {
+    "owner": (True, None),
+    "member-editor": (False, MemberRole.EDITOR),
+    "member-viewer": (False, MemberRole.VIEWER),
+    "stranger": (False, None),
 }
 
 
-@pytest.mark.parametrize(("case", "expected"), EXPECTED.items(), ids=str)
-def test_access_follows_role_and_relation(case: tuple[Role, bool, MemberRole | None], expected: Access) -> None:
-    role, owns, member_role = case
+@pytest.mark.parametrize(("role", "relation"), PROJECT_ACCESS, ids="-".join)
+def test_access_follows_role_and_relation(role: str, relation: str) -> None:
+    owns, member_role = RELATION_FACTS[relation]
     owner = CALLER if owns else SOMEONE_ELSE
-    assert access_for(role, CALLER, owner, member_role) is expected
+    assert access_for(Role(role), CALLER, owner, member_role).name == PROJECT_ACCESS[role, relation].name
 
 
-@pytest.mark.parametrize("role", list(Role))
-def test_every_role_and_relation_is_covered(role: Role) -> None:
-    relations = [(True, None), *((False, m) for m in [*MemberRole, None])]
-    assert all((role, owns, member) in EXPECTED for owns, member in relations)
+def test_the_table_covers_every_role_and_relation() -> None:
+    assert set(ROLES) == {role.value for role in Role}
+    assert set(RELATIONS) == set(RELATION_FACTS)
+    assert set(PROJECT_ACCESS) == {(role, relation) for role in ROLES for relation in RELATIONS}
+
+
+def test_the_tables_levels_are_the_codes_levels() -> None:
+    assert [level.name for level in Level] == [access.name for access in Access]
 
 
 def test_levels_are_ordered_from_invisible_to_owner() -> None:
