@@ -100,7 +100,9 @@ def _set(message: Message, path: tuple[FieldDescriptor, ...], text: str) -> None
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         if not rest:
             value = field.message_type.fields_by_name["value"]
-            if value.type == FieldDescriptor.TYPE_MESSAGE:
+            if value.message_type is not None and value.message_type.full_name == "google.protobuf.Value":
+                container[text].null_value = 0  # a Value must hold something to be written as JSON
+            elif value.type == FieldDescriptor.TYPE_MESSAGE:
                 container[text].SetInParent()  # reading a message map's key adds the entry
             else:
                 container[text] = ""
