@@ -14,16 +14,20 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from services.common import job_types
+from services.common.job_types import InputKind
 from services.workers.engines.base import BadInput
 from services.workers.engines.toolkit.ffmpeg import media_info
-
-# Job types whose input is an image; the other types with inputs take audio or video.
-IMAGE_INPUT_TYPES = frozenset({"AI_STORIES"})
 
 
 @dataclass(frozen=True)
 class InputLimits:
-    """Largest image (pixels) and longest audio or video (seconds, per job type) accepted."""
+    """Largest image (pixels) and longest audio or video (seconds, per job type) accepted.
+
+    A type's duration limit is its setting in `max_seconds_by_type` if any, else its default in the job-type
+    registry (services/common/job_types.py: what its engine's work and memory allow), capped by
+    `max_seconds`.
+    """
 
     max_pixels: int = 40_000_000
     max_seconds: float = 4 * 3600.0
@@ -31,7 +35,11 @@ class InputLimits:
 
     def seconds_for(self, job_type: str) -> float:
         """The longest input `job_type` takes."""
-        return self.max_seconds_by_type.get(job_type.upper(), self.max_seconds)
+        configured = self.max_seconds_by_type.get(job_type.upper())
+        if configured is not None:
+            return configured
+        default = job_types.get(job_type).max_input_seconds
+        return self.max_seconds if default is None else min(default, self.max_seconds)
 
 
 def image_pixels(path: Path) -> int:
@@ -52,7 +60,7 @@ def image_pixels(path: Path) -> int:
 def check_media_limits(job_type: str, inputs: Sequence[Path], limits: InputLimits) -> None:
     """BadInput if an input is larger (pixels) or longer (seconds) than the job type takes."""
     for path in inputs:
-        if job_type.upper() in IMAGE_INPUT_TYPES:
+        if InputKind.IMAGE in job_types.get(job_type).input_kinds:
             pixels = image_pixels(path)
             if pixels > limits.max_pixels:
                 raise BadInput(
