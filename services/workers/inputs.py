@@ -4,6 +4,9 @@ A URL fetch must not become a way into the cluster's own network: only http(s), 
 checked (private, loopback, link-local, multicast and reserved ones are refused unless an allow-list admits
 them), the connection goes to the address that was checked (no second DNS answer can swap it), redirects are
 followed by hand and checked again, and size and time are limited.
+
+A refusal tells the user only that the URL is not reachable or not allowed: how a name resolves (or that it
+does not) is a map of the internal network. The reason, with the address, goes to the worker's log.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import httpx
 
 from services.common.blobs import BlobMissing, BlobStore
+from services.common.logging import get_logger
 from services.workers.engines.base import BadInput, TransientError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -28,6 +32,23 @@ MAX_REDIRECTS = 3
 ALLOWED_SCHEMES = ("http", "https")
 _REDIRECTS = (301, 302, 303, 307, 308)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# All the user learns when a host is refused, does not resolve, or cannot be reached.
+NOT_REACHABLE = "input_url is not reachable or not allowed"
+
+log = get_logger(__name__)
+
+
+class UnreachableUrl(BadInput):
+    """input_url's host is refused or cannot be resolved; `detail` (for the log only) says why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(NOT_REACHABLE)
+        self.detail = detail
+
+
+def _unreachable(host: str, detail: str) -> UnreachableUrl:
+    log.warning("input_url refused", host=host, reason=detail)
+    return UnreachableUrl(detail)
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise BadInput(f"input_url host {host!r} cannot be resolved: {exc.strerror}") from exc
+        raise _unreachable(host, f"cannot be resolved: {exc.strerror}") from exc
     addresses: list[IPAddress] = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
@@ -104,15 +125,15 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def checked_address(url: httpx.URL, allow: Sequence[IPNetwork]) -> IPAddress:
-    """The address to connect to; BadInput if any address of the host is refused."""
+    """The address to connect to; UnreachableUrl if any address of the host is refused."""
     port = url.port or (443 if url.scheme == "https" else 80)
     addresses = await resolve(url.host, port)
     for address in addresses:
         reason = refusal(address, allow)
         if reason is not None:
-            raise BadInput(f"input_url host {url.host!r} resolves to a {reason}, which is not allowed")
+            raise _unreachable(url.host, f"resolves to a {reason}, which is not allowed")
     if not addresses:
-        raise BadInput(f"input_url host {url.host!r} has no address")
+        raise _unreachable(url.host, "has no address")
     return addresses[0]
 
 
@@ -173,7 +194,9 @@ async def fetch_url(url: str, directory: Path, policy: UrlPolicy) -> Path:
     except TimeoutError as exc:
         raise TransientError(f"input_url download took longer than {policy.timeout_seconds:g} s") from exc
     except httpx.HTTPError as exc:
-        raise TransientError(f"cannot fetch input_url: {exc}") from exc
+        # The transport's words can name the checked address or how the connection failed: log them only.
+        log.warning("input_url fetch failed", host=current.host, error=str(exc) or type(exc).__name__)
+        raise TransientError(NOT_REACHABLE) from exc
     raise BadInput(f"input_url redirected more than {MAX_REDIRECTS} times")
 
 
