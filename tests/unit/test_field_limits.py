@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiorch.jobs.v1 import events_pb2, files_pb2, jobs_pb2, results_pb2, types_pb2
 from google.api import httpbody_pb2  # noqa: F401  (registers HttpBody for the name lookups)
-from google.protobuf import descriptor_pool, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from services.common import errors
@@ -64,6 +64,31 @@ def test_every_limit_by_name_is_used_by_a_request_field() -> None:
 def test_a_field_without_a_limit_of_its_own_gets_the_default() -> None:
     field = jobs_pb2.JobUpdate.DESCRIPTOR.fields_by_name["log_lines"]
     assert limit_of(field).chars == 256
+
+
+def _proto_comments() -> dict[str, str]:
+    """The leading comment of every field of a top-level message of our protos, by field full name."""
+    files = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "gen/descriptor.pb").read_bytes()).file
+    comments = {}
+    for file in files:
+        for location in file.source_code_info.location:
+            path = list(location.path)
+            # 4: message_type, 2: field (descriptor.proto's field numbers)
+            if len(path) == 4 and path[0] == 4 and path[2] == 2:
+                message = file.message_type[path[1]]
+                name = f"{file.package}.{message.name}.{message.field[path[3]].name}"
+                comments[name] = " ".join(location.leading_comments.split())
+    return comments
+
+
+def test_every_field_of_our_protos_with_a_limit_of_its_own_states_it_in_its_comment() -> None:
+    # The comments are the API's documentation (OpenAPI, the console), so a client reads the limit there.
+    comments = _proto_comments()
+    for full_name, limit in LIMITS.items():
+        if full_name.startswith("aiorch."):
+            assert f"At most {limit.chars:,} characters" in comments[full_name] or (
+                f"At most {limit.items} values of {limit.chars:,} characters" in comments[full_name]
+            ), f"{full_name}: {comments[full_name]!r}"
 
 
 @pytest.mark.parametrize("text_field", TEXT_FIELDS, ids=lambda f: f.name)
