@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common import job_types
 from services.common.messaging import REVOCATIONS_MAX_AGE_SECONDS
 
 
@@ -155,7 +156,7 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
 
     model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
 
-    worker_types: str = Field(default="STT,TTS,VOICE_CLONING,DUBBING,AI_STORIES", description="Job types to take.")
+    worker_types: str = Field(default=",".join(job_types.NAMES), description="Job types to take (default all).")
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs run at once per type.")
     worker_ack_wait_seconds: float = Field(
         default=30.0, gt=0, description="A job not heartbeated for this long is redelivered to another worker."
@@ -189,7 +190,3 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
         default="", description="Engines replacing the CPU ones, e.g. `STT=mycompany.engines:GpuWhisper`."
     )
     worker_id: str = Field(default="", description="Name in job records; default host name and process id.")
-    metrics_host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - scraped from inside the cluster
-        description="Address the worker's /metrics endpoint binds (the local stack uses 127.0.0.1).",
-    )

@@ -31,7 +31,7 @@ class JobTypeSpec:
     """One job type's facts."""
 
     name: str  # the JobType enum name, also the REST/JSON name and the NATS subject token (lower-cased)
-    number: int  # the JobType enum value
+    number: types_pb2.JobType.ValueType  # the JobType enum value
     params_field: str  # the member of the JobParams oneof that carries this type's parameters
     input_kinds: frozenset[InputKind]  # what the input may be; empty: the type takes no input
     text_field: str | None  # the parameter holding the text to speak, if any
@@ -119,7 +119,7 @@ def _build() -> tuple[JobTypeSpec, ...]:
         specs.append(
             JobTypeSpec(
                 name=value.name,
-                number=value.number,
+                number=types_pb2.JobType.ValueType(value.number),
                 params_field=params_field,
                 input_kinds=facts.input_kinds,
                 text_field=facts.text_field,
@@ -141,7 +141,7 @@ NAMES: tuple[str, ...] = tuple(spec.name for spec in JOB_TYPES)
 """Every job type's name, in enum order."""
 
 _BY_NAME = {spec.name: spec for spec in JOB_TYPES}
-_BY_NUMBER = {spec.number: spec for spec in JOB_TYPES}
+_BY_NUMBER: dict[int, JobTypeSpec] = {spec.number: spec for spec in JOB_TYPES}
 _BY_PARAMS_FIELD = {spec.params_field: spec for spec in JOB_TYPES}
 
 # Named specs for code that means one type (an engine's `job_type`, a CLI submit command).

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiorch.jobs.v1 import types_pb2
-
-from services.common import messaging
+from services.common import job_types, messaging
 from services.common.messaging import (
     BUCKET_OWNERS,
     CANCEL_BUCKET,
@@ -32,8 +30,6 @@ from services.common.messaging import (
 # The components, each with a NATS user of its own; `admin` is the operators' (aiorch queue, requeue).
 COMPONENTS = ("auth", "projects", "jobs", "workers", "admin")
 API = "$JS.API"
-# Every job type a worker may consume (one durable consumer per type).
-JOB_TYPES = tuple(v.name for v in types_pb2.JobType.DESCRIPTOR.values if v.number != 0)
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,8 @@ def permissions(component: str) -> Permissions:
             *_read_bucket(CANCEL_BUCKET, watch=False),
             WORK_QUEUES[EVENTS_STREAM].removesuffix("*") + ">",
         ]
-        for job_type in JOB_TYPES:
+        # Every job type a worker may consume (one durable consumer per type).
+        for job_type in job_types.NAMES:
             publish += _durable(
                 DISPATCH_STREAM, messaging.worker_consumer(job_type), messaging.dispatch_subject(job_type)
             )

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.common import messaging
+from services.common import job_types, messaging
 from services.common.config import ProcessSettings
 
-JOB_TYPES = ("STT", "TTS", "VOICE_CLONING", "DUBBING", "AI_STORIES")
+# One queue per job type.
+JOB_TYPES = job_types.NAMES
 
 
 @dataclass(frozen=True)

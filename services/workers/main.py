@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 
-from services.common import job_types, messaging
+from services.common import messaging
 from services.common.blobs import open_blob_store
 from services.common.collector import settle_garbage_collector
 from services.common.config import WorkerSettings
+from services.common.job_types import NAMES as JOB_TYPE_NAMES
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
 from services.workers.cancel import CancelFlags
@@ -31,10 +32,10 @@ OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
 def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
     """The runtime's view of the settings; ValueError for a malformed limit or network."""
     time_limits = parse_time_limits(settings.worker_time_limits)
-    unknown = sorted(set(time_limits) - set(job_types.NAMES))
+    unknown = sorted(set(time_limits) - set(JOB_TYPE_NAMES))
     if unknown:
         raise ValueError(
-            f"time limit for unknown job type {', '.join(unknown)}; choose from {', '.join(job_types.NAMES)}"
+            f"time limit for unknown job type {', '.join(unknown)}; choose from {', '.join(JOB_TYPE_NAMES)}"
         )
     return RuntimeConfig(
         worker_id=settings.worker_id or f"{socket.gethostname()}-{os.getpid()}",
@@ -59,20 +60,27 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
     )
 
 
+def limit_opencv_image_pixels(max_pixels: int) -> None:
+    """Make OpenCV refuse images over `max_pixels` before decoding them (a decompression bomb never reaches memory).
+
+    OpenCV reads the variable when it is imported, so this runs before the engines (and their processes,
+    which inherit the environment) are created.
+    """
+    os.environ[OPENCV_PIXELS_ENV] = str(max_pixels)
+
+
 async def run_workers(settings: WorkerSettings) -> None:
     """Run until SIGTERM or SIGINT, then stop fetching, let running jobs finish and hand back the rest.
 
     Raises ValueError for an unknown job type or a malformed setting, before connecting anywhere.
     """
-    # OpenCV refuses larger images before decoding them (a decompression bomb never reaches memory); it reads
-    # the variable when it is imported, so it is set before the engines (and their processes) are created.
-    os.environ[OPENCV_PIXELS_ENV] = str(settings.worker_input_max_pixels)
+    limit_opencv_image_pixels(settings.worker_input_max_pixels)
     job_types = parse_job_types(settings.worker_types)
     config = runtime_config(settings)
     overrides = parse_engine_overrides(settings.worker_engines)
     engines = {job_type: create_engine(job_type, overrides) for job_type in job_types}
     store = open_blob_store(settings)
-    serve_metrics(settings.metrics_port, settings.metrics_host)
+    serve_metrics(settings.metrics_port, "0.0.0.0")  # noqa: S104 - scraped from inside the cluster
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ from aiorch.jobs.v1 import types_pb2
 
 from services.cli.client.credentials import Credentials, CredentialStore
 from services.cli.client.errors import ExitCode, exit_code_for
-from services.cli.client.jobs import JobStateName, JobTypeName
+from services.cli.client.jobs import JobStateName
 from services.cli.client.session import token_expiry
 
 
@@ -78,6 +78,5 @@ def test_the_exit_codes_do_not_collide_with_the_watch_outcomes() -> None:
     assert (ExitCode.OK, ExitCode.ERROR, ExitCode.CANCELLED) == (0, 1, 4)
 
 
-def test_the_type_and_state_choices_are_the_api_names() -> None:
-    assert [t.value for t in JobTypeName] == [n for n, number in types_pb2.JobType.items() if number]
+def test_the_state_choices_are_the_api_names() -> None:
     assert [s.value for s in JobStateName] == [n for n, number in types_pb2.JobState.items() if number]

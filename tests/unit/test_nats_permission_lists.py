@@ -1,11 +1,10 @@
-"""The NATS allow lists are derived from messaging.py and the engine registry (no server needed)."""
+"""The NATS allow lists are derived from messaging.py and the job-type registry (no server needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.common import messaging, nats_permissions
-from services.workers.engines.registry import ENGINES
+from services.common import job_types, messaging, nats_permissions
 
 
 def test_every_stream_and_bucket_has_an_owner_that_may_create_it() -> None:
@@ -26,8 +25,7 @@ def test_only_the_operators_hold_wildcards_over_everything() -> None:
 
 def test_workers_may_consume_every_job_type_the_engines_serve() -> None:
     workers = nats_permissions.permissions("workers").publish
-    assert set(nats_permissions.JOB_TYPES) == set(ENGINES)
-    for job_type in ENGINES:
+    for job_type in job_types.NAMES:
         durable = messaging.worker_consumer(job_type)
         assert f"$JS.API.CONSUMER.MSG.NEXT.{messaging.DISPATCH_STREAM}.{durable}" in workers
         assert f"$JS.ACK.{messaging.DISPATCH_STREAM}.{durable}.>" in workers

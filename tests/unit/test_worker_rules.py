@@ -218,7 +218,9 @@ def test_parameters_of_another_type_are_bad_input() -> None:
     [
         b"\xff\xff\xff",
         events_pb2.DispatchJob(job_id="j1").SerializeToString(),
-        events_pb2.DispatchJob(job_id="j1", type=99).SerializeToString(),  # a type this worker's protos lack
+        events_pb2.DispatchJob(
+            job_id="j1", type=types_pb2.JobType.ValueType(99)
+        ).SerializeToString(),  # a type this worker's protos lack
         events_pb2.DispatchJob(type=types_pb2.TTS).SerializeToString(),
     ],
 )

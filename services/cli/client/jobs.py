@@ -13,6 +13,7 @@ from services.cli.client import submit
 from services.cli.client.errors import reported
 from services.cli.client.options import DEFAULT_SERVER, OutputOption, PageSizeOption, PageTokenOption, ServerOption
 from services.cli.client.output import OutputFormat, print_done, print_json, print_page, print_record
+from services.common import job_types
 
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,18 +22,8 @@ app = typer.Typer(help="Jobs: submit, list, get, watch, logs, download, cancel, 
 app.add_typer(submit.app, name="submit")
 
 
-# The API's names of job types and states (protos/aiorch/jobs/v1/types.proto), spelt out here so
-# that `aiorch --help` need not load the generated code; a unit test keeps them equal.
-class JobTypeName(StrEnum):
-    """The `--type` choices."""
-
-    STT = "STT"
-    TTS = "TTS"
-    VOICE_CLONING = "VOICE_CLONING"
-    DUBBING = "DUBBING"
-    AI_STORIES = "AI_STORIES"
-
-
+# The API's names of job states (protos/aiorch/jobs/v1/types.proto), spelt out here; a unit test keeps
+# them equal. The job types come from the registry (services/common/job_types.py).
 class JobStateName(StrEnum):
     """The `--status` choices."""
 
@@ -61,10 +52,18 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
+def _job_type_name(text: str) -> str:
+    # A ValueError (UnknownJobType lists the valid names) becomes click's "Invalid value for '--type'".
+    return job_types.get(text).name
+
+
 @app.command("list")
 def list_jobs(
     project: Annotated[str, typer.Option("--project", "-p", help="Only this project's jobs.")] = "",
-    job_type: Annotated[JobTypeName | None, typer.Option("--type", case_sensitive=False, show_default=False)] = None,
+    job_type: Annotated[
+        str | None,
+        typer.Option("--type", parser=_job_type_name, metavar=f"[{'|'.join(job_types.NAMES)}]", show_default=False),
+    ] = None,
     status: Annotated[JobStateName | None, typer.Option(case_sensitive=False, show_default=False)] = None,
     created_after: TimeOption = None,
     created_before: TimeOption = None,
@@ -82,7 +81,7 @@ def list_jobs(
 
     request = jobs_pb2.ListJobsRequest(
         project_id=project,
-        type=types_pb2.JobType.Value(job_type.value) if job_type else types_pb2.JOB_TYPE_UNSPECIFIED,
+        type=job_types.get(job_type).number if job_type else types_pb2.JOB_TYPE_UNSPECIFIED,
         status=types_pb2.JobState.Value(status.value) if status else types_pb2.JOB_STATE_UNSPECIFIED,
         created_after=_timestamp(created_after),
         created_before=_timestamp(created_before),

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from services.cli.client.errors import CliError, ExitCode, reported
 from services.cli.client.options import DEFAULT_SERVER, OutputOption, ServerOption
 from services.cli.client.output import OutputFormat, print_record
-
-if TYPE_CHECKING:
-    from aiorch.jobs.v1 import types_pb2
+from services.common.job_params import (
+    AiStoriesParams,
+    DubbingParams,
+    JobParams,
+    SttParams,
+    TtsParams,
+    VoiceCloningParams,
+)
 
 app = typer.Typer(help="Submit a job of one type (see each type's parameters).", no_args_is_help=True)
 
@@ -53,12 +58,14 @@ class Submission:
     output: OutputFormat
 
 
-def _submit(submission: Submission, job_type: str, params: types_pb2.JobParams) -> None:
-    from aiorch.jobs.v1 import jobs_pb2, types_pb2  # noqa: PLC0415 - keeps `aiorch --help` fast
+def _submit(submission: Submission, params: JobParams) -> None:
+    """Create a job of the type that takes `params` (upload the input first), then print or watch it."""
+    from aiorch.jobs.v1 import jobs_pb2  # noqa: PLC0415 - keeps `aiorch --help` fast
 
     from services.cli.client.session import Session  # noqa: PLC0415
     from services.cli.client.transfer import upload_input  # noqa: PLC0415
     from services.cli.client.watch import watch  # noqa: PLC0415
+    from services.common import job_params_proto  # noqa: PLC0415
 
     with reported():
         if submission.input_file is not None and submission.input_url:
@@ -69,8 +76,8 @@ def _submit(submission: Submission, job_type: str, params: types_pb2.JobParams) 
                 project_id=submission.project,
                 name=submission.name,
                 description=submission.description,
-                type=types_pb2.JobType.Value(job_type),
-                params=params,
+                type=job_params_proto.job_type_for(params).number,
+                params=job_params_proto.to_proto(params),
                 input_file_id=file_id,
                 input_url=submission.input_url,
                 client_request_id=submission.client_request_id,
@@ -101,13 +108,11 @@ def submit_stt(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Speech to text of an audio or video input."""
-    from aiorch.jobs.v1 import types_pb2  # noqa: PLC0415
-
-    params = types_pb2.JobParams(stt=types_pb2.SttParams(language=language, formats=formats or []))
+    params = SttParams(language=language, formats=tuple(formats or ()))
     common = Submission(
         project, name, description, client_request_id, input_file, input_url, watch, timeout, server, output
     )
-    _submit(common, "STT", params)
+    _submit(common, params)
 
 
 @app.command("tts")
@@ -128,13 +133,9 @@ def submit_tts(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Text to speech (no input file)."""
-    from aiorch.jobs.v1 import types_pb2  # noqa: PLC0415
-
-    params = types_pb2.JobParams(
-        tts=types_pb2.TtsParams(text=text, language=language, voice=voice, rate=rate, pitch=pitch, format=audio_format)
-    )
+    params = TtsParams(text=text, language=language, voice=voice, rate=rate, pitch=pitch, format=audio_format)
     common = Submission(project, name, description, client_request_id, None, "", watch, timeout, server, output)
-    _submit(common, "TTS", params)
+    _submit(common, params)
 
 
 @app.command("voice-cloning")
@@ -154,15 +155,11 @@ def submit_voice_cloning(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """The text spoken in the voice of the input recording (audio, at least 1 s of speech)."""
-    from aiorch.jobs.v1 import types_pb2  # noqa: PLC0415
-
-    params = types_pb2.JobParams(
-        voice_cloning=types_pb2.VoiceCloningParams(text=text, language=language, format=audio_format)
-    )
+    params = VoiceCloningParams(text=text, language=language, format=audio_format)
     common = Submission(
         project, name, description, client_request_id, input_file, input_url, watch, timeout, server, output
     )
-    _submit(common, "VOICE_CLONING", params)
+    _submit(common, params)
 
 
 @app.command("dubbing")
@@ -188,20 +185,13 @@ def submit_dubbing(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """A video or audio input translated and re-voiced."""
-    from aiorch.jobs.v1 import types_pb2  # noqa: PLC0415
-
-    params = types_pb2.JobParams(
-        dubbing=types_pb2.DubbingParams(
-            source_language=source_language,
-            target_language=target_language,
-            voice=voice,
-            original_volume=original_volume,
-        )
+    params = DubbingParams(
+        source_language=source_language, target_language=target_language, voice=voice, original_volume=original_volume
     )
     common = Submission(
         project, name, description, client_request_id, input_file, input_url, watch, timeout, server, output
     )
-    _submit(common, "DUBBING", params)
+    _submit(common, params)
 
 
 @app.command("ai-stories")
@@ -222,12 +212,8 @@ def submit_ai_stories(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """A talking-head video from a portrait image input and a script."""
-    from aiorch.jobs.v1 import types_pb2  # noqa: PLC0415
-
-    params = types_pb2.JobParams(
-        ai_stories=types_pb2.AiStoriesParams(script=script, language=language, voice=voice, fps=fps)
-    )
+    params = AiStoriesParams(script=script, language=language, voice=voice, fps=fps)
     common = Submission(
         project, name, description, client_request_id, input_file, input_url, watch, timeout, server, output
     )
-    _submit(common, "AI_STORIES", params)
+    _submit(common, params)
