@@ -190,3 +190,7 @@ class WorkerSettings(ProcessSettings, BlobStoreSettings):
         default="", description="Engines replacing the CPU ones, e.g. `STT=mycompany.engines:GpuWhisper`."
     )
     worker_id: str = Field(default="", description="Name in job records; default host name and process id.")
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - scraped from inside the cluster
+        description="Address the worker's /metrics endpoint binds (the local stack uses 127.0.0.1).",
+    )

@@ -80,7 +80,7 @@ async def run_workers(settings: WorkerSettings) -> None:
     overrides = parse_engine_overrides(settings.worker_engines)
     engines = {job_type: create_engine(job_type, overrides) for job_type in job_types}
     store = open_blob_store(settings)
-    serve_metrics(settings.metrics_port, "0.0.0.0")  # noqa: S104 - scraped from inside the cluster
+    serve_metrics(settings.metrics_port, settings.metrics_host)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
