@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from services.common.db import Database, utcnow
 from services.common.logging import get_logger
+from services.common.loops import Backoff, run_forever
 
 log = get_logger(__name__)
 
@@ -241,35 +242,37 @@ class OutboxRelay:
                 await asyncio.to_thread(self._delete, published)
         return len(published)
 
+    async def _step(self) -> float:
+        """Delete handed-off rows and publish pending ones; returns how long to wait for a wake-up."""
+        # Before the select, not after the publish: a commit that wakes the relay while it publishes
+        # must bring it round again now, not at the next poll.
+        self._wake.clear()
+        drain, self._drain_requested = self._drain_requested, False
+        await self._forget_handed_off()
+        if drain and await self.drain_once() == self._batch:
+            self._drain_requested = True  # a full batch: more rows are waiting
+            await self._measure_quietly()
+            return 0.0
+        # After the clear: a wake() while measuring is not lost.
+        await self._measure_quietly()
+        return self._poll
+
+    async def _wait_for_wake(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        except TimeoutError:
+            self._drain_requested = True  # the poll: rows other replicas or a crash left behind
+
+    def _after_fault(self, _: BaseException) -> None:
+        self._drain_requested = True
+
     async def run(self) -> None:
         """Forever: delete handed-off rows, publish pending ones; on a NATS or database fault wait and retry."""
         self._loop = asyncio.get_running_loop()
-        delay = self._poll
-        while True:
-            # Before the select, not after the publish: a commit that wakes the relay while it publishes
-            # must bring it round again now, not at the next poll.
-            self._wake.clear()
-            drain, self._drain_requested = self._drain_requested, False
-            try:
-                await self._forget_handed_off()
-                if drain:
-                    sent = await self.drain_once()
-                    delay = self._poll
-                    if sent == self._batch:
-                        self._drain_requested = True
-                        await self._measure_quietly()
-                        continue
-            except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
-                log.warning("outbox publish failed; will retry", error=str(exc), retry_in=delay)
-                self._drain_requested = True
-                delay = min(delay * 2, 10.0)
-            except Exception:
-                log.exception("outbox relay error; will retry")
-                self._drain_requested = True
-                delay = min(delay * 2, 10.0)
-            # After the clear: a wake() while measuring is not lost.
-            await self._measure_quietly()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                self._drain_requested = True  # the poll: rows other replicas or a crash left behind
+        await run_forever(
+            f"outbox relay {self._service}",
+            self._step,
+            backoff=Backoff(self._poll, 10.0),
+            pause=self._wait_for_wake,
+            on_fault=self._after_fault,
+        )

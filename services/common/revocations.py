@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import Error as JetStreamError
 from nats.js.kv import KV_DEL, KV_PURGE
 from prometheus_client import Gauge
 
 from services.common import messaging
 from services.common.logging import get_logger
+from services.common.loops import Backoff, run_forever
 from services.common.outbox import OutboxMessage
 
 log = get_logger(__name__)
@@ -88,12 +89,7 @@ class RevocationView:
         Starting over now and then costs one read of a small bucket and recovers a watch that a NATS
         restart left silently dead.
         """
-        while True:
-            try:
-                await self._follow(js)
-            except (NatsError, JetStreamError, OSError) as exc:
-                log.warning("revocation watch failed; will retry", error=str(exc))
-                await asyncio.sleep(1.0)
+        await run_forever("revocation watch", functools.partial(self._follow, js), backoff=Backoff(1.0, 1.0))
 
     async def _follow(self, js: JetStreamContext) -> None:
         kv = await js.key_value(messaging.REVOCATIONS_BUCKET)

@@ -7,22 +7,20 @@ import uuid
 from collections.abc import Callable
 
 from aiorch.projects.v1 import events_pb2 as project_events
-from google.protobuf.message import DecodeError
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import Error as JetStreamError
 from sqlalchemy import select
 
 from services.common.db import Database
 from services.common.logging import get_logger
+from services.common.loops import Durable, DurableConsumer
 from services.common.messaging import PROJECT_DELETED_SUBJECT, PROJECTS_CONSUMER, PROJECTS_STREAM
 from services.jobs.book import JobBook
 from services.jobs.models import Job
 from services.jobs.watch import Broadcast
 
 log = get_logger(__name__)
+
+PROJECTS_DURABLE = Durable(PROJECTS_STREAM, PROJECTS_CONSUMER, PROJECT_DELETED_SUBJECT, ack_wait=60, batch=16)
 
 
 class ProjectCleanup:
@@ -56,38 +54,14 @@ class ProjectCleanup:
         self._wake()
         return len(ids)
 
+    async def _handle(self, project_id: uuid.UUID) -> None:
+        removed = await self.remove_project(project_id)
+        log.info("project deleted; jobs removed", project_id=str(project_id), jobs=removed)
+
     async def run(self) -> None:
         """Forever: apply project deletions; an event is acked only after its jobs are gone."""
-        subscription = None
-        while True:
-            try:
-                if subscription is None:
-                    subscription = await self._js.pull_subscribe(
-                        PROJECT_DELETED_SUBJECT,
-                        durable=PROJECTS_CONSUMER,
-                        stream=PROJECTS_STREAM,
-                        config=ConsumerConfig(
-                            durable_name=PROJECTS_CONSUMER, ack_policy=AckPolicy.EXPLICIT, ack_wait=60
-                        ),
-                    )
-                try:
-                    messages = await subscription.fetch(batch=16, timeout=1)
-                except (NatsTimeout, TimeoutError):
-                    # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
-                    continue
-                for message in messages:
-                    try:
-                        event = project_events.ProjectDeleted.FromString(message.data)
-                        project_id = uuid.UUID(event.project_id)
-                    except (DecodeError, ValueError):
-                        await message.term()
-                        continue
-                    removed = await self.remove_project(project_id)
-                    log.info("project deleted; jobs removed", project_id=str(project_id), jobs=removed)
-                    await message.ack()
-            except (NatsError, JetStreamError, OSError) as exc:
-                log.warning("project cleanup interrupted; retrying", error=str(exc))
-                await asyncio.sleep(1)
-            except Exception:
-                log.exception("project cleanup failed; retrying")
-                await asyncio.sleep(1)
+        await DurableConsumer(self._js, PROJECTS_DURABLE, _deleted_project, self._handle).run()
+
+
+def _deleted_project(data: bytes) -> uuid.UUID:
+    return uuid.UUID(project_events.ProjectDeleted.FromString(data).project_id)

@@ -5,14 +5,12 @@ Every jobs replica polls and exports the same values; alerts and panels take `ma
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import Error as JetStreamError
 
 from services.common.logging import get_logger
+from services.common.loops import Backoff, run_forever
 from services.common.queues import JOB_TYPES, QueueState, read_queues
 from services.jobs.metrics import (
     QUEUE_CONSUMER_PRESENT,
@@ -50,21 +48,15 @@ class QueueMetrics:
         export(states)
         return states
 
+    async def _poll(self) -> None:
+        await self.poll_once()
+
     async def run(self) -> None:
         """Forever: poll, then sleep. A failed read keeps the last values and is counted and logged once."""
-        failing = False
-        while True:
-            try:
-                await self.poll_once()
-                if failing:
-                    log.info("queue metrics readable again")
-                failing = False
-            except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
-                QUEUE_POLL_ERRORS.inc()
-                if not failing:
-                    log.warning("cannot read queue state from JetStream; will retry", error=str(exc))
-                failing = True
-            except Exception:
-                QUEUE_POLL_ERRORS.inc()
-                log.exception("queue metrics error; will retry")
-            await asyncio.sleep(self._interval)
+        await run_forever(
+            "queue metrics",
+            self._poll,
+            interval=self._interval,
+            backoff=Backoff(self._interval, self._interval),
+            on_fault=lambda _: QUEUE_POLL_ERRORS.inc(),
+        )

@@ -18,14 +18,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 from sqlalchemy import select
 
 from services.common.db import Database, utcnow
 from services.common.logging import get_logger
+from services.common.loops import TRANSIENT, Backoff, run_forever
 from services.common.messaging import EVENTS_STREAM, WORK_QUEUES
 from services.common.outbox import enqueue
 from services.jobs.dispatch import cancel_message
@@ -117,14 +116,14 @@ class JobReaper:
             await self._broadcast(view, [])
         return len(reaped)
 
+    async def _pass(self) -> None:
+        try:
+            await self.pass_once()
+        except TRANSIENT as exc:
+            # Without the events stream nothing tells which outcomes are still on their way: no reaping.
+            log.warning("reaper pass skipped: the events stream cannot be read", error=str(exc))
+
     async def run(self) -> None:
         """Forever: one pass, then sleep; a database fault is logged and the next pass tries again."""
-        while True:
-            try:
-                await self.pass_once()
-            except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
-                # Without the events stream nothing tells which outcomes are still on their way: no reaping.
-                log.warning("reaper pass skipped: the events stream cannot be read", error=str(exc))
-            except Exception:
-                log.exception("reaper pass failed; will retry")
-            await asyncio.sleep(self._interval)
+        every = self._interval
+        await run_forever("reaper", self._pass, interval=every, backoff=Backoff(every, every))
