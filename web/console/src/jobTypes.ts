@@ -1,7 +1,10 @@
 // What each job type asks for: its typed parameters (the `oneof` in protos/aiorch/jobs/v1/types.proto)
 // and the kind of input file it takes. The submit form is drawn from this table.
+//
+// The list of types is the generated `JobType` enum: the table is keyed by it, so a type added to the
+// protos does not compile until it has an entry here, and the parameters member is the generated oneof's.
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
-import { JobParamsSchema, JobType, type JobParams } from "./gen/aiorch/jobs/v1/types_pb";
+import { JobParamsSchema, JobType, JobTypeSchema, type JobParams } from "./gen/aiorch/jobs/v1/types_pb";
 
 export interface ParamField {
   /** The field's JSON name in the parameters message. */
@@ -20,7 +23,7 @@ export interface JobTypeSpec {
   type: JobType;
   label: string;
   /** The `JobParams` oneof member, as its JSON name. */
-  params: "stt" | "tts" | "voiceCloning" | "dubbing" | "aiStories";
+  params: NonNullable<JobParams["params"]["case"]>;
   /** Input file's media types for the file picker, or null when the type takes none. */
   accept: string | null;
   fields: ParamField[];
@@ -30,9 +33,10 @@ const language = (value = "en"): ParamField => ({ name: "language", label: "Lang
 const voice: ParamField = { name: "voice", label: "Voice (optional)", kind: "text" };
 const audioFormat: ParamField = { name: "format", label: "Format", kind: "select", options: ["wav", "mp3", "ogg"] };
 
-export const JOB_TYPES: JobTypeSpec[] = [
-  {
-    type: JobType.TTS,
+type KnownJobType = Exclude<JobType, JobType.JOB_TYPE_UNSPECIFIED>;
+
+const SPECS: { [T in KnownJobType]: Omit<JobTypeSpec, "type"> } = {
+  [JobType.TTS]: {
     label: "Text to speech",
     params: "tts",
     accept: null,
@@ -45,22 +49,19 @@ export const JOB_TYPES: JobTypeSpec[] = [
       audioFormat,
     ],
   },
-  {
-    type: JobType.STT,
+  [JobType.STT]: {
     label: "Speech to text",
     params: "stt",
     accept: "audio/*,video/*",
     fields: [language(), { name: "formats", label: "Also write", kind: "checks", options: ["txt", "srt", "vtt"] }],
   },
-  {
-    type: JobType.VOICE_CLONING,
+  [JobType.VOICE_CLONING]: {
     label: "Voice cloning",
     params: "voiceCloning",
     accept: "audio/*",
     fields: [{ name: "text", label: "Text", kind: "textarea", required: true }, language(), audioFormat],
   },
-  {
-    type: JobType.DUBBING,
+  [JobType.DUBBING]: {
     label: "Dubbing",
     params: "dubbing",
     accept: "audio/*,video/*",
@@ -71,8 +72,7 @@ export const JOB_TYPES: JobTypeSpec[] = [
       { name: "originalVolume", label: "Original volume (0-1)", kind: "number", min: 0, max: 1, step: 0.05, value: "0.2" },
     ],
   },
-  {
-    type: JobType.AI_STORIES,
+  [JobType.AI_STORIES]: {
     label: "AI story (talking head from a portrait)",
     params: "aiStories",
     accept: "image/*",
@@ -83,7 +83,14 @@ export const JOB_TYPES: JobTypeSpec[] = [
       { name: "fps", label: "Frames per second (optional)", kind: "number", min: 1, max: 60 },
     ],
   },
-];
+};
+
+/** Every job type of the generated enum, in its order, but those without an input file first: the submit
+ * form opens on the first entry, which then needs nothing uploaded. */
+export const JOB_TYPES: JobTypeSpec[] = JobTypeSchema.values
+  .filter((value) => value.number !== JobType.JOB_TYPE_UNSPECIFIED)
+  .map((value) => ({ type: value.number, ...SPECS[value.number as KnownJobType] }))
+  .sort((a, b) => Number(b.accept === null) - Number(a.accept === null));
 
 /** The spec of a job type. */
 export function jobTypeSpec(type: JobType): JobTypeSpec {
