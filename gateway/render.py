@@ -10,9 +10,12 @@ import argparse
 import json
 import mimetypes
 import os
-from dataclasses import dataclass, field
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
+from typing import Any
 
 TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")
 
@@ -27,6 +30,11 @@ class Upstream:
     host: str
     port: int
 
+
+# The header in which Envoy tells the services the client's address, written over any copy the client
+# sent; services/common/peer.py reads it (the same name, kept here because the gateway image carries
+# only this package).
+CLIENT_ADDRESS_HEADER = "x-aiorch-client-address"
 
 # Every service the gateway fronts, with the gRPC services each one implements.
 KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -84,6 +92,22 @@ def parse_static_sites(value: str) -> list[StaticSite]:
 
 
 @dataclass(frozen=True)
+class GatewayLimits:
+    """What one client, or all of them together, may hold of the gateway."""
+
+    # The largest JSON body the transcoder holds: a TTS text of 100,000 characters, JSON-escaped at
+    # up to 6 bytes each, fits with room for the parameters.
+    max_json_body_bytes: int = 1024 * 1024
+    request_headers_timeout_seconds: float = 10.0
+    stream_idle_timeout_seconds: float = 300.0
+    # Watch streams stay quiet while nothing changes; they get this much silence instead.
+    watch_idle_timeout_seconds: float = 3600.0
+    connection_idle_timeout_seconds: float = 300.0
+    max_connections: int = 10_000
+    max_heap_bytes: int = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the template needs."""
 
@@ -93,11 +117,16 @@ class GatewayConfig:
     jwks_path: Path
     upstreams: list[Upstream]
     listen_address: str = "0.0.0.0"  # noqa: S104 - the gateway is the one public entry point
-    admin_address: str = "127.0.0.1"
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     jwt_issuer: str = "aiorch"
     jwt_audience: str = "aiorch"
     static_sites: list[StaticSite] = field(default_factory=list)
+    limits: GatewayLimits = field(default_factory=GatewayLimits)
+    # Proxies in front of Envoy whose X-Forwarded-For hop is believed (0: Envoy's peer is the client).
+    trusted_hops: int = 0
+    # The listener that serves only /stats/prometheus and /ready from the admin interface; 0 = none.
+    stats_port: int = 0
+    stats_address: str = "0.0.0.0"  # noqa: S104 - Prometheus and the kubelet reach it on the pod address
 
 
 def upstream(name: str, host: str, port: int) -> Upstream:
@@ -148,8 +177,58 @@ def _static_routes(sites: list[StaticSite]) -> list[str]:
     return lines
 
 
-def _routes(upstreams: list[Upstream], sites: list[StaticSite]) -> str:
-    lines = _static_routes(sites)
+# Routes that carry a raw body of any media type (google.api.HttpBody uploads); every other body is JSON.
+RAW_BODY_PATHS = ("/api/files",)
+JSON_CONTENT_TYPE = r"(?i)application/json\s*(;.*)?"
+BODY_METHODS = "{name: ':method', string_match: {safe_regex: {regex: 'POST|PUT|PATCH'}}}"
+
+
+# Routes whose bodies stream instead of passing the buffer filter: gRPC and gRPC-web calls (framed
+# messages the services bound, uploads among them) and raw-body uploads. The buffer filter reads this on
+# the route the request matched before the transcoder rewrote its path, so REST JSON bodies (which match
+# none of these) are held, and refused with 413, up to the JSON limit.
+UNBUFFERED = [
+    "                typed_per_filter_config:",
+    "                  envoy.filters.http.buffer:",
+    '                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute',
+    "                    disabled: true",
+]
+
+
+def _content_type_routes() -> list[str]:
+    """Refuse a REST body that does not say it is JSON (the transcoder would read text/plain as JSON).
+
+    These routes match on the REST path, before the transcoder rewrites it, so the refusal turns the
+    transcoder off for itself. The raw-body routes come first and only let their uploads past the
+    check: after transcoding, every call is routed again by its gRPC path.
+    """
+    lines: list[str] = []
+    for path in RAW_BODY_PATHS:
+        lines += [
+            f"              - match: {{safe_regex: {{regex: '{re.escape(path)}/?'}}, headers: [{BODY_METHODS}]}}",
+            "                route: {cluster: jobs, timeout: 0s}",
+            *UNBUFFERED,
+        ]
+    lines += [
+        "              - match:",
+        "                  prefix: /api/",
+        "                  headers:",
+        f"                  - {BODY_METHODS}",
+        "                  - {name: content-type, present_match: true}",
+        f"                  - {{name: content-type, string_match: {{safe_regex: {{regex: '{JSON_CONTENT_TYPE}'}}}}, "
+        "invert_match: true}",
+        "                direct_response:",
+        "                  {status: 415, body: {inline_string: 'request bodies must be application/json'}}",
+        *UNBUFFERED,
+        "                  envoy.filters.http.grpc_json_transcoder:",
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig',
+        "                    disabled: true",
+    ]
+    return lines
+
+
+def _routes(upstreams: list[Upstream], sites: list[StaticSite], limits: GatewayLimits) -> str:
+    lines = _static_routes(sites) + _content_type_routes()
     for method in INTERNAL_METHODS:
         lines += [
             f"              - match: {{path: {method}}}",
@@ -161,13 +240,16 @@ def _routes(upstreams: list[Upstream], sites: list[StaticSite]) -> str:
                 if method.startswith(f"/{package}."):
                     lines += [
                         f"              - match: {{path: {method}}}",
-                        f"                route: {{cluster: {up.name}, timeout: 0s, retry_policy: "
+                        f"                route: {{cluster: {up.name}, timeout: 0s, "
+                        f"idle_timeout: {_seconds(limits.watch_idle_timeout_seconds)}, retry_policy: "
                         f"{{retry_on: cancelled, num_retries: {WATCH_RETRIES}}}}}",
+                        *UNBUFFERED,
                     ]
             # Transcoded REST calls are routed after their path became the gRPC method path.
             lines += [
                 f"              - match: {{prefix: /{package}.}}",
                 f"                route: {{cluster: {up.name}, timeout: 0s}}",
+                *UNBUFFERED,
             ]
     return "\n".join(lines)
 
@@ -207,12 +289,69 @@ def _clusters(upstreams: list[Upstream]) -> str:
     return "\n".join(blocks)
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _stats_listener(config: GatewayConfig) -> str:
+    """A listener that passes only GET /stats/prometheus and GET /ready on to the loopback admin port."""
+    if not config.stats_port:
+        return ""
+    routes = "\n".join(
+        f"""              - match: {{path: {path}, headers: [{GET_ONLY}]}}
+                route: {{cluster: envoy_admin, timeout: 5s}}"""
+        for path in ("/stats/prometheus", "/ready")
+    )
+    return f"""  - name: stats
+    address:
+      socket_address: {{address: {config.stats_address}, port_value: {config.stats_port}}}
+    # Monitoring must still see a gateway that is at its connection limit.
+    ignore_global_conn_limit: true
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: stats
+          request_headers_timeout: {_seconds(config.limits.request_headers_timeout_seconds)}
+          route_config:
+            name: stats
+            virtual_hosts:
+            - name: stats
+              domains: ["*"]
+              routes:
+{routes}
+              - match: {{prefix: /}}
+                direct_response: {{status: 404, body: {{inline_string: "only GET /stats/prometheus and /ready"}}}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
+def _admin_cluster(config: GatewayConfig) -> str:
+    if not config.stats_port:
+        return ""
+    return f"""
+  - name: envoy_admin
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: envoy_admin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {config.admin_port}}}"""
+
+
 def render(config: GatewayConfig) -> str:
     """The Envoy YAML for `config`."""
     origins = [{"exact": o} if o != "*" else {"safe_regex": {"regex": ".*"}} for o in config.cors_origins]
     services = [s for up in config.upstreams for s in up.services]
+    limits = config.limits
     return Template(TEMPLATE.read_text()).substitute(
-        admin_address=config.admin_address,
         admin_port=config.admin_port,
         listen_address=config.listen_address,
         gateway_port=config.gateway_port,
@@ -222,10 +361,30 @@ def render(config: GatewayConfig) -> str:
         jwks_path=json.dumps(str(config.jwks_path)),
         descriptor_path=json.dumps(str(config.descriptor_path)),
         services=json.dumps(services),
-        routes=_routes(config.upstreams, config.static_sites),
+        routes=_routes(config.upstreams, config.static_sites, limits),
         max_static_file_bytes=MAX_STATIC_FILE_BYTES,
-        clusters=_clusters(config.upstreams),
+        clusters=_clusters(config.upstreams) + _admin_cluster(config),
+        stats_listener=_stats_listener(config),
+        client_address_header=CLIENT_ADDRESS_HEADER,
+        trusted_hops=config.trusted_hops,
+        max_json_body_bytes=limits.max_json_body_bytes,
+        request_headers_timeout=_seconds(limits.request_headers_timeout_seconds),
+        stream_idle_timeout=_seconds(limits.stream_idle_timeout_seconds),
+        connection_idle_timeout=_seconds(limits.connection_idle_timeout_seconds),
+        max_connections=limits.max_connections,
+        max_heap_bytes=limits.max_heap_bytes,
     )
+
+
+def limits_from_env(env: Mapping[str, str]) -> GatewayLimits:
+    """GatewayLimits from AIORCH_GATEWAY_* variables; unset ones keep their defaults."""
+    default = GatewayLimits()
+    values: dict[str, Any] = {}
+    for name, value in vars(default).items():
+        text = env.get(f"AIORCH_GATEWAY_{name.upper()}")
+        if text is not None:
+            values[name] = type(value)(text)
+    return replace(default, **values)
 
 
 def main() -> None:
@@ -245,8 +404,6 @@ def main() -> None:
     config = GatewayConfig(
         gateway_port=int(env.get("AIORCH_GATEWAY_PORT", "8080")),
         admin_port=int(env.get("AIORCH_GATEWAY_ADMIN_PORT", "9901")),
-        # In a pod the admin port serves Prometheus and the readiness probe, so it binds wider there.
-        admin_address=env.get("AIORCH_GATEWAY_ADMIN_ADDRESS", "127.0.0.1"),
         descriptor_path=Path(env.get("AIORCH_GATEWAY_DESCRIPTOR", "/etc/aiorch/descriptor.pb")),
         jwks_path=Path(env.get("AIORCH_GATEWAY_JWKS", "/etc/aiorch/keys/jwks.json")),
         upstreams=ups,
@@ -254,6 +411,9 @@ def main() -> None:
         jwt_issuer=env.get("AIORCH_JWT_ISSUER", "aiorch"),
         jwt_audience=env.get("AIORCH_JWT_AUDIENCE", "aiorch"),
         static_sites=parse_static_sites(env.get("AIORCH_GATEWAY_STATIC_SITES", "")),
+        limits=limits_from_env(env),
+        trusted_hops=int(env.get("AIORCH_GATEWAY_TRUSTED_HOPS", "0")),
+        stats_port=int(env.get("AIORCH_GATEWAY_STATS_PORT", "0")),
     )
     args.out.write_text(render(config))
 

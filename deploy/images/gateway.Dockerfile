@@ -66,5 +66,5 @@ ENV PYTHONPATH=/opt/gateway PYTHONDONTWRITEBYTECODE=1 \
     AIORCH_GATEWAY_JWKS=/etc/aiorch/keys/jwks.json \
     AIORCH_GATEWAY_STATIC_SITES=/=/srv/web
 USER 10001:10001
-EXPOSE 8080 9901
+EXPOSE 8080 9902
 ENTRYPOINT ["/usr/local/bin/gateway-entrypoint"]

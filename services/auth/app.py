@@ -56,8 +56,10 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
     throttle = LoginThrottle(
         ThrottlePolicy(
             window=timedelta(seconds=settings.login_failure_window_seconds),
-            max_per_user=settings.login_max_failures_per_user,
+            max_per_pair=settings.login_max_failures_per_user,
             max_per_address=settings.login_max_failures_per_address,
+            account_window=timedelta(seconds=settings.login_account_window_seconds),
+            max_addresses_per_account=settings.login_max_addresses_per_account,
         )
     )
     issuer = TokenIssuer(

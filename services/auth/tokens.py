@@ -91,7 +91,7 @@ class TokenIssuer:
             if not ok or user is None:
                 self._throttle.record_failure(session, username, address, now)
             else:
-                self._throttle.clear(session, username)
+                self._throttle.clear(session, username, address)
                 if self._passwords.needs_rehash(user.password_hash):
                     session.get_one(User, user.id).password_hash = self._passwords.hash(password)
                 pair = self._issue(session, user, family_id=uuid.uuid4(), now=now)

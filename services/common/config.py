@@ -100,17 +100,31 @@ class AuthSettings(ServiceSettings):
         default=300, ge=1, description="Window in which failed logins are counted."
     )
     login_max_failures_per_user: int = Field(
-        default=5, ge=1, description="Failed logins for one username within the window before throttling."
+        default=5,
+        ge=1,
+        description="Failed logins for one username from one client address within the window before that "
+        "address waits (others do not).",
     )
     login_max_failures_per_address: int = Field(
-        default=20, ge=1, description="Failed logins from one client address within the window."
+        default=20,
+        ge=1,
+        description="Failed logins from one client address (any usernames) within the window before it waits.",
+    )
+    login_max_addresses_per_account: int = Field(
+        default=20,
+        ge=1,
+        description="Distinct client addresses failing on one username within the account window before the "
+        "username is locked for everyone (a distributed guess).",
+    )
+    login_account_window_seconds: int = Field(
+        default=3600, ge=1, description="Window in which the addresses failing on one username are counted."
     )
     argon2_time_cost: int = Field(default=3, ge=1, description="argon2id passes.")
     argon2_memory_kib: int = Field(default=65536, ge=8, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(default=4, ge=1, description="argon2id lanes.")
     trusted_proxies: str = Field(
         default="127.0.0.1/32,::1/128",
-        description="CIDRs whose X-Forwarded-For is believed when throttling by client address.",
+        description="CIDRs the gateway connects from: only their x-aiorch-client-address header is believed.",
     )
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the outbox relay looks for revocations to announce."

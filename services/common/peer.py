@@ -1,4 +1,11 @@
-"""The client's network address, believing X-Forwarded-For only from trusted proxies."""
+"""The client's network address, as the gateway saw it.
+
+Envoy resolves the client's address itself (its own peer, or the hop a configured number of trusted proxies
+saw: gateway/render.py) and writes it into `x-aiorch-client-address` over any copy the client sent. A service
+believes that header only when its own peer is a gateway network (`AIORCH_TRUSTED_PROXIES`); services listen
+on loopback or the cluster network, where only the gateway reaches them. `X-Forwarded-For` is never read: its
+hops are whatever the client wrote, plus what each proxy appended.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,9 @@ from typing import Any
 from urllib.parse import unquote
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The same name as gateway/render.py's CLIENT_ADDRESS_HEADER (tests/unit/test_gateway_routes.py checks it).
+CLIENT_ADDRESS_HEADER = "x-aiorch-client-address"
 
 
 def parse_networks(text: str) -> list[Network]:
@@ -25,19 +35,24 @@ def peer_ip(peer: str) -> str:
     return rest or peer
 
 
-def client_address(peer: str, metadata: Iterable[tuple[str, Any]], trusted: Sequence[Network]) -> str:
-    """The address a request came from: the proxy's last X-Forwarded-For hop if the peer is trusted."""
-    direct = peer_ip(peer)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        direct_ip = ipaddress.ip_address(direct)
+        return ipaddress.ip_address(text.strip())
     except ValueError:
-        return direct
-    if not any(direct_ip in net for net in trusted):
+        return None
+
+
+def client_address(peer: str, metadata: Iterable[tuple[str, Any]], gateways: Sequence[Network]) -> str:
+    """The address a request came from: the gateway's client-address header if the peer is a gateway, else the peer.
+
+    A header that is not one IP address is ignored, so nothing but an address reaches logs and throttle keys.
+    """
+    direct = peer_ip(peer)
+    direct_ip = _ip(direct)
+    if direct_ip is None or not any(direct_ip in net for net in gateways):
         return direct
     for key, value in metadata:
-        if key == "x-forwarded-for":
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            hops = [h.strip() for h in text.split(",") if h.strip()]
-            if hops:
-                return hops[-1][:64]
+        if key == CLIENT_ADDRESS_HEADER:
+            forwarded = _ip(value.decode() if isinstance(value, bytes) else str(value))
+            return str(forwarded) if forwarded is not None else direct
     return direct

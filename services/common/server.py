@@ -21,6 +21,7 @@ from services.common.interceptors import AuthInterceptor, ErrorInterceptor, Metr
 from services.common.limits_interceptor import FieldLimitsInterceptor
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
+from services.common.path_binding import PathBindingInterceptor
 from services.common.request_text import RequestTextInterceptor
 from services.common.revocations import RevocationView
 
@@ -66,6 +67,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
             AuthInterceptor(verifier, app.revocations, app.public_methods),
             RequestTextInterceptor(),
             FieldLimitsInterceptor(),
+            PathBindingInterceptor(),
         ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

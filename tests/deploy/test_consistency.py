@@ -146,15 +146,14 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
         value = c.value(docs, variable)
         return _gateway_default(variable) if value is None else value
 
-    listen, admin = int(setting("AIORCH_GATEWAY_PORT")), int(setting("AIORCH_GATEWAY_ADMIN_PORT"))
-    assert c.ports() == {"http": listen, "admin": admin}
-    assert setting("AIORCH_GATEWAY_ADMIN_ADDRESS") == "0.0.0.0", (  # noqa: S104
-        "probes and Prometheus must reach the admin port"
-    )
-    assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    listen, stats = int(setting("AIORCH_GATEWAY_PORT")), int(setting("AIORCH_GATEWAY_STATS_PORT"))
+    # The admin interface binds loopback and is no container port; probes and Prometheus use the stats listener.
+    assert stats, "probes and Prometheus need the stats listener"
+    assert c.ports() == {"http": listen, "stats": stats}
+    assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "stats"}
     assert "livenessProbe" in spec
     svc = named(docs, "Service", "gateway")
-    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"], "the admin port stays off the Service"
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"], "the stats port stays off the Service"
     # Each upstream is a Service of the manifests, on the port that service listens on.
     for name in gateway_render.KNOWN_UPSTREAMS:
         host = c.value(docs, f"AIORCH_GATEWAY_{name.upper()}_HOST") or name
@@ -178,6 +177,7 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
 def _render_variables() -> set[str]:
     source = Path(gateway_render.__file__).read_text()
     names = set(re.findall(r'"(AIORCH_[A-Z_]+)"', source))
+    names |= {f"AIORCH_GATEWAY_{name.upper()}" for name in vars(gateway_render.GatewayLimits())}
     for name in gateway_render.KNOWN_UPSTREAMS:
         names |= {f"AIORCH_GATEWAY_{name.upper()}_HOST", f"AIORCH_GATEWAY_{name.upper()}_PORT"}
     return names
@@ -442,7 +442,7 @@ def test_prod_monitors_every_metrics_port() -> None:
     for c in containers(docs):
         labels = pod_labels(c.workload)
         for port in c.ports():
-            if port not in ("metrics", "admin"):
+            if port not in ("metrics", "stats"):
                 continue
             assert any(
                 selects(m["spec"]["selector"], labels) and port in [e["port"] for e in m["spec"]["podMetricsEndpoints"]]

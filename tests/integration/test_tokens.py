@@ -10,6 +10,7 @@ import jwt
 import pytest
 from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 
+from services.common.peer import CLIENT_ADDRESS_HEADER
 from services.devstack.stack import Endpoints
 from tests.support import TEST_SERVICE_ENV, Accounts, forge, unique
 
@@ -139,7 +140,7 @@ def test_repeated_failures_throttle_the_username_with_a_retry_hint(accounts: Acc
 def test_repeated_failures_from_one_address_throttle_that_address_only(
     tokens: tokens_pb2_grpc.TokenServiceStub, accounts: Accounts
 ) -> None:
-    attacker = (("x-forwarded-for", "198.51.100.77"),)
+    attacker = ((CLIENT_ADDRESS_HEADER, "198.51.100.77"),)
     for _ in range(10):
         with pytest.raises(grpc.RpcError):
             tokens.ObtainToken(
@@ -152,7 +153,7 @@ def test_repeated_failures_from_one_address_throttle_that_address_only(
         )
     assert locked.value.code() is Code.RESOURCE_EXHAUSTED
     user = accounts.create("viewer")
-    elsewhere = (("x-forwarded-for", "198.51.100.78"),)
+    elsewhere = ((CLIENT_ADDRESS_HEADER, "198.51.100.78"),)
     assert tokens.ObtainToken(
         tokens_pb2.ObtainTokenRequest(username=user.username, password=user.password), metadata=elsewhere
     ).access

@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.common.peer import CLIENT_ADDRESS_HEADER
 from services.devstack.stack import Endpoints
 from tests.figures import Figures
 from tests.security.protobuf_strategies import messages
@@ -46,7 +47,7 @@ STREAM_EXAMPLES = 4
 # What a stack trace or a leaked library error looks like in a status message.
 LEAKS = ("Traceback", 'File "', ".py", "psycopg", "sqlalchemy", "Exception")
 # Login failures land on this documentation address, not on the tests' own 127.0.0.1.
-FUZZ_PEER = ("x-forwarded-for", "203.0.113.9")
+FUZZ_PEER = (CLIENT_ADDRESS_HEADER, "203.0.113.9")
 
 _CODES: Counter[str] = Counter()
 

@@ -1,9 +1,10 @@
-"""Brute force on login is throttled, and no answer tells whether a username exists.
+"""Brute force on login is throttled without letting anyone lock others out, and no answer tells whether a
+username exists.
 
-The calls go straight to the auth service from 127.0.0.1, a trusted proxy address, with an
-X-Forwarded-For of a documentation address per test, so the address throttle lands there and not on
-the 127.0.0.1 the rest of the suite logs in from. (Through Envoy the last hop is the real peer, so a
-client cannot choose its address by sending the header; see docs/security.md.)
+The calls go straight to the auth service from 127.0.0.1, a gateway network, with the gateway's
+x-aiorch-client-address header naming a documentation address per test, so the address throttle lands there
+and not on the 127.0.0.1 the rest of the suite logs in from. (Through Envoy the header is always the real
+peer: tests/security/test_client_address.py.)
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import grpc
 import httpx
 from aiorch.auth.v1 import tokens_pb2, tokens_pb2_grpc
 
+from services.common.config import AuthSettings
+from services.common.peer import CLIENT_ADDRESS_HEADER
 from tests.figures import Figures
 from tests.support import Accounts, unique
 
 # tests/conftest.py: 5 failures per username, 10 per address, within 60 s.
 PER_USER, PER_ADDRESS = 5, 10
+# The default of AIORCH_LOGIN_MAX_ADDRESSES_PER_ACCOUNT (services/common/config.py).
+PER_ACCOUNT_ADDRESSES = AuthSettings.model_fields["login_max_addresses_per_account"].default
 ROUNDS = 4  # below the per-user limit, so the wrong-password case never gets throttled
 
 
@@ -40,7 +45,7 @@ def _login(channel: grpc.Channel, username: str, password: str, address: str) ->
     try:
         stub.ObtainToken(
             tokens_pb2.ObtainTokenRequest(username=username, password=password),
-            metadata=(("x-forwarded-for", address),),
+            metadata=((CLIENT_ADDRESS_HEADER, address),),
         )
     except grpc.RpcError as err:
         trailers = {item.key: item.value for item in err.trailing_metadata() or ()}
@@ -57,12 +62,35 @@ def test_guessing_one_users_password_is_throttled_after_a_few_tries(
     ]
     assert answers[:PER_USER] == [401] * PER_USER
     assert set(answers[PER_USER:]) == {429}
-    # Locked: even the right password waits, from another address too.
-    locked = _login(auth_channel, victim.username, victim.password, "198.51.100.22")
+    # The guessing address waits, even with the right password...
+    locked = _login(auth_channel, victim.username, victim.password, "198.51.100.21")
     assert locked.status_code == 429
     retry_after = int(locked.retry_after)
     assert 1 <= retry_after <= 60
-    figures.add(f"one username: {PER_USER} wrong guesses answered 401, then 429 (Retry-After {retry_after} s)")
+    # ...but the owner, from anywhere else, is not locked out by it.
+    assert _login(auth_channel, victim.username, victim.password, "198.51.100.22").status_code == 200
+    figures.add(
+        f"one username from one address: {PER_USER} wrong guesses answered 401, then 429 for that address "
+        f"(Retry-After {retry_after} s); the owner from another address 200"
+    )
+
+
+def test_a_guess_from_many_addresses_locks_the_account_for_everyone(
+    auth_channel: grpc.Channel, accounts: Accounts, figures: Figures
+) -> None:
+    victim = accounts.create("viewer")
+    # One wrong guess each from more addresses than the account allows (AIORCH_LOGIN_MAX_ADDRESSES_PER_ACCOUNT).
+    answers = [
+        _login(auth_channel, victim.username, "guess", f"203.0.113.{i}").status_code
+        for i in range(1, PER_ACCOUNT_ADDRESSES + 3)
+    ]
+    assert answers[:PER_ACCOUNT_ADDRESSES] == [401] * PER_ACCOUNT_ADDRESSES
+    assert set(answers[PER_ACCOUNT_ADDRESSES:]) == {429}
+    locked = _login(auth_channel, victim.username, victim.password, "198.51.100.23")
+    assert locked.status_code == 429
+    figures.add(
+        f"one username from {PER_ACCOUNT_ADDRESSES} addresses: locked for everyone (Retry-After {locked.retry_after} s)"
+    )
 
 
 def test_spraying_many_usernames_from_one_address_is_throttled(auth_channel: grpc.Channel, figures: Figures) -> None:
