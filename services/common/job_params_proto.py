@@ -103,6 +103,11 @@ _MEMBER_OF: dict[type[JobParams], str] = {
 }
 
 
+def encode_params(params: JobParams) -> bytes:
+    """The stored encoding of parameters: the JobParams message's bytes, as a dispatch carries them."""
+    return to_proto(params).SerializeToString()
+
+
 def job_type_for(params: JobParams) -> JobTypeSpec:
     """The job type that takes parameters like `params`."""
     return job_types.by_params_field(_MEMBER_OF[type(params)])

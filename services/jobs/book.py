@@ -8,9 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
-from urllib.parse import urlsplit
 
-from aiorch.jobs.v1 import types_pb2
 from sqlalchemy import Select, Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,12 +18,16 @@ from services.common.counting import count_rows
 from services.common.db import Database, like_pattern, utcnow
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Caller
+from services.common.job_params import JobParams
+from services.common.job_params_proto import encode_params
+from services.common.job_types import JobTypeSpec
 from services.common.keyset import SortKey
 from services.common.outbox import OutboxMessage, enqueue
 from services.common.pagination import next_keyset_token, read_keyset_page
-from services.jobs import media
 from services.jobs.access import JobAccess, sees_everything
 from services.jobs.dispatch import cancel_message, dispatch_message
+from services.jobs.input_media import check_input_kind
+from services.jobs.job_rules import check_input_url, check_inputs, check_params, job_type
 from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
 from services.jobs.metrics import JOBS_CREATED
 from services.jobs.models import OUTBOX, File, Job, JobLog, Result
@@ -34,14 +36,6 @@ from services.jobs.transitions import finish, new_attempt, new_grant, replace_at
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
 
-# JobParams oneof field -> job type, to check that the parameters fit the type.
-PARAMS_FIELD = {
-    "stt": "STT",
-    "tts": "TTS",
-    "voice_cloning": "VOICE_CLONING",
-    "dubbing": "DUBBING",
-    "ai_stories": "AI_STORIES",
-}
 # ordering -> its keyset sort key; lists page by key, not offset (services/common/keyset.py).
 ORDERING: dict[str, SortKey] = {
     "created_at": SortKey(Job.created_at, Job.id, descending=False),
@@ -51,8 +45,6 @@ ORDERING: dict[str, SortKey] = {
     "status": SortKey(Job.status, Job.id, descending=False),
     "-status": SortKey(Job.status, Job.id, descending=True),
 }
-# The longest text each type accepts, the engines' own limits, so a job that cannot run is refused at once.
-MAX_TEXT = {"tts": 100_000, "voice_cloning": 5_000, "ai_stories": 10_000}
 
 
 @dataclass(frozen=True)
@@ -61,7 +53,7 @@ class NewJob:
 
     project_id: str
     type: str
-    params: types_pb2.JobParams
+    params: JobParams | None
     name: str = ""
     description: str = ""
     input_file_id: str = ""
@@ -99,7 +91,7 @@ class JobChanges:
 
     name: str | None = None
     description: str | None = None
-    params: types_pb2.JobParams | None = None
+    params: JobParams | None = None
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:
@@ -108,46 +100,6 @@ def parse_uuid(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound(f"{what} {value!r} not found") from None
-
-
-def check_params(job_type: str, params: types_pb2.JobParams) -> None:
-    """INVALID_ARGUMENT unless the parameters are the type's own and usable."""
-    which = params.WhichOneof("params")
-    if which is None:
-        raise InvalidArgument(f"params must hold the {job_type.lower()} parameters")
-    if PARAMS_FIELD[which] != job_type:
-        raise InvalidArgument(f"params are for {PARAMS_FIELD[which]} but the job type is {job_type}")
-    texts = {
-        "tts": params.tts.text,
-        "voice_cloning": params.voice_cloning.text,
-        "ai_stories": params.ai_stories.script,
-    }
-    if which in texts:
-        text = texts[which]
-        if not text.strip():
-            raise InvalidArgument("the text to speak is empty")
-        if len(text) > MAX_TEXT[which]:
-            raise InvalidArgument(f"the text is longer than {MAX_TEXT[which]} characters")
-    if which == "dubbing" and not params.dubbing.target_language:
-        raise InvalidArgument("dubbing needs a target_language")
-    if which == "dubbing" and not 0.0 <= params.dubbing.original_volume <= 1.0:
-        raise InvalidArgument("original_volume must be between 0.0 and 1.0")
-
-
-def check_input_url(url: str) -> str:
-    """Only absolute http(s) URLs; where they may point is checked by the worker that fetches them."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("input_url must be an http:// or https:// address")
-    if len(url) > 2048:
-        raise InvalidArgument("input_url is longer than 2048 characters")
-    return url
-
-
-def _job_type(value: str) -> str:
-    if value not in PARAMS_FIELD.values():
-        raise InvalidArgument(f"type must be one of {', '.join(PARAMS_FIELD.values())}")
-    return value
 
 
 JOBS_TABLE = cast(Table, Job.__table__)
@@ -199,26 +151,18 @@ class JobBook:
     async def create(self, caller: Caller, new: NewJob) -> JobView:
         """Accept a job: the row and its dispatch commit together; a repeated request id returns the first."""
         project_id = parse_uuid(new.project_id, "project")
-        job_type = _job_type(new.type)
+        spec = job_type(new.type)
         access = await self._access.level(caller, project_id)
         if access < Access.READ:
             raise NotFound(f"project {new.project_id!r} not found")
         if access < Access.WRITE:
             raise PermissionDenied("you may not create jobs in this project")
-        check_params(job_type, new.params)
-        if len(new.name) > 200:
-            raise InvalidArgument("name must be at most 200 characters")
-        if len(new.client_request_id) > 200:
-            raise InvalidArgument("client_request_id must be at most 200 characters")
-        if media.needs_input(job_type):
-            if bool(new.input_file_id) == bool(new.input_url):
-                raise InvalidArgument(f"{job_type} needs exactly one of input_file_id and input_url")
-        elif new.input_file_id or new.input_url:
-            raise InvalidArgument(f"{job_type} takes no input file")
+        params = encode_params(check_params(spec, new.params))
+        check_inputs(spec, new.input_file_id, new.input_url)
         input_url = check_input_url(new.input_url) if new.input_url else ""
-        view, dispatch = await asyncio.to_thread(self._insert, caller, project_id, job_type, new, input_url)
+        view, dispatch = await asyncio.to_thread(self._insert, caller, project_id, spec, new, params, input_url)
         if dispatch is not None:
-            JOBS_CREATED.labels(job_type).inc()
+            JOBS_CREATED.labels(spec.name).inc()
             # Dispatch now instead of after the relay's next select, which was a database round trip
             # or more on the way to the worker (docs/performance.md).
             self._hand_off(*dispatch)
@@ -226,7 +170,7 @@ class JobBook:
         return view
 
     def _insert(
-        self, caller: Caller, project_id: uuid.UUID, job_type: str, new: NewJob, input_url: str
+        self, caller: Caller, project_id: uuid.UUID, spec: JobTypeSpec, new: NewJob, params: bytes, input_url: str
     ) -> tuple[JobView, tuple[int, OutboxMessage] | None]:
         """The job and, when this call created it, its dispatch's outbox row (id, message)."""
         request_id = new.client_request_id or None
@@ -237,11 +181,7 @@ class JobBook:
                         select(Job).where(Job.owner_id == caller.user_id, Job.client_request_id == request_id)
                     )
                     if existing is not None:
-                        if (existing.project_id, existing.type, existing.params) != (
-                            project_id,
-                            job_type,
-                            new.params.SerializeToString(),
-                        ):
+                        if (existing.project_id, existing.type, existing.params) != (project_id, spec.name, params):
                             raise AlreadyExists(
                                 f"client_request_id {request_id!r} was already used for a different request"
                             )
@@ -251,7 +191,7 @@ class JobBook:
                     input_file = session.get(File, parse_uuid(new.input_file_id, "file"))
                     if input_file is None or (input_file.owner_id != caller.user_id and not caller.is_admin):
                         raise NotFound(f"file {new.input_file_id!r} not found")
-                    media.check_input_kind(job_type, input_file.content_type, input_file.filename)
+                    check_input_kind(spec, input_file.content_type, input_file.filename)
                 now = utcnow()
                 job = Job(
                     id=uuid.uuid4(),
@@ -259,11 +199,11 @@ class JobBook:
                     owner_id=caller.user_id,
                     name=new.name.strip(),
                     description=new.description,
-                    type=job_type,
+                    type=spec.name,
                     status=JobState.PENDING.value,
                     progress=0,
                     message="",
-                    params=new.params.SerializeToString(),
+                    params=params,
                     input_file_id=input_file.id if input_file else None,
                     input_url=input_url,
                     client_request_id=request_id,
@@ -329,7 +269,7 @@ class JobBook:
             if visible is not None:
                 statement = statement.where(Job.project_id.in_(visible))
         if query.type:
-            statement = statement.where(Job.type == _job_type(query.type))
+            statement = statement.where(Job.type == job_type(query.type).name)
         if query.status:
             statement = statement.where(Job.status == query.status)
         if query.created_after:
@@ -360,21 +300,18 @@ class JobBook:
     async def update(self, caller: Caller, job_id: str, changes: JobChanges) -> JobView:
         """Rename or re-describe; new parameters only while PENDING (the old dispatch is called off)."""
         view = await self._require(caller, job_id, Access.WRITE)
-        if changes.params is not None:
-            check_params(view.type, changes.params)
-        if changes.name is not None and len(changes.name) > 200:
-            raise InvalidArgument("name must be at most 200 characters")
+        params = encode_params(check_params(job_type(view.type), changes.params)) if changes.params else None
 
         def run() -> JobView:
             with self._db.transaction() as session:
                 job = session.get_one(Job, view.id, with_for_update=True)
-                if changes.params is not None:
+                if params is not None:
                     if not may_edit_params(JobState(job.status)):
                         raise FailedPrecondition(f"parameters change only while PENDING; the job is {job.status}")
                     # The dispatched message carries the old parameters: flag it cancelled and send a new attempt.
                     enqueue(session, OUTBOX, cancel_message(job))
                     replace_attempt(job)
-                    job.params = changes.params.SerializeToString()
+                    job.params = params
                     input_file = session.get(File, job.input_file_id) if job.input_file_id else None
                     enqueue(session, OUTBOX, dispatch_message(job, input_file))
                 if changes.name is not None:
@@ -504,4 +441,3 @@ class JobBook:
 def job_log_lines(session: Session, job_id: uuid.UUID) -> list[str]:
     """Every log line of a job, oldest first."""
     return list(session.scalars(select(JobLog.line).where(JobLog.job_id == job_id).order_by(JobLog.id)))
-

@@ -14,7 +14,7 @@ from services.common.blobs import BlobStore, BlobWriter
 from services.common.db import Database, utcnow
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Caller, Role
-from services.jobs import media
+from services.jobs import input_media
 from services.jobs.book import parse_uuid
 from services.jobs.models import File, Job
 from services.jobs.views import FileView
@@ -31,8 +31,8 @@ def safe_filename(name: str) -> str:
 
 def check_claim(claimed: str, sniffed: str) -> None:
     """Refuse a file whose content is another kind of media than its declared type."""
-    claimed_kind, sniffed_kind = media.media_kind(claimed), media.media_kind(sniffed)
-    if claimed_kind != "other" and sniffed_kind not in ("other", claimed_kind):
+    claimed_kind, sniffed_kind = input_media.media_kind(claimed), input_media.media_kind(sniffed)
+    if claimed_kind is not None and sniffed_kind not in (None, claimed_kind):
         raise InvalidArgument(f"the file claims to be {claimed} but its content is {sniffed}")
 
 
@@ -66,7 +66,7 @@ class FileBook:
         except BaseException:
             writer.abort()
             raise
-        sniffed = media.sniff(info.head)
+        sniffed = input_media.sniff(info.head)
         try:
             if info.size == 0:
                 raise InvalidArgument("the file is empty")

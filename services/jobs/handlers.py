@@ -21,6 +21,8 @@ from google.protobuf import json_format
 from services.common.convert import from_timestamp, to_timestamp
 from services.common.errors import InvalidArgument
 from services.common.interceptors import current_caller
+from services.common.job_params import JobParams
+from services.common.job_params_proto import from_proto
 from services.common.streams import TimedStreamWriter
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
 from services.jobs.convert import file_message, job_message, result_message, update_message
@@ -51,6 +53,13 @@ def _enum_name(enum: Any, value: int, what: str) -> str:
         raise InvalidArgument(f"{what} {value} is not one of {', '.join(enum.keys()[1:])}") from None
 
 
+def _changed_params(message: types_pb2.JobParams) -> JobParams:
+    params = from_proto(message)
+    if params is None:
+        raise InvalidArgument("params must hold the parameters of the job's type")
+    return params
+
+
 def _optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
@@ -67,7 +76,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         new = NewJob(
             project_id=request.project_id,
             type=_type_name(request.type),
-            params=request.params,
+            params=from_proto(request.params),
             name=request.name,
             description=request.description,
             input_file_id=request.input_file_id,
@@ -108,7 +117,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         changes = JobChanges(
             name=_optional(request, "name"),
             description=_optional(request, "description"),
-            params=request.params if request.HasField("params") else None,
+            params=_changed_params(request.params) if request.HasField("params") else None,
         )
         return job_message(await self._book.update(current_caller(), request.id, changes))
 

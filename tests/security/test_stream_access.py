@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -349,7 +349,7 @@ def test_the_first_message_holds_every_pending_job_beyond_one_page(
         )
         created.add(job.id)
     seen: set[str] = set()
-    stream: Iterator[jobs_pb2.JobUpdate] = stub.WatchJobs(
+    stream = stub.WatchJobs(
         jobs_pb2.WatchJobsRequest(project_id=project.id), metadata=owner.metadata, timeout=60
     )
     for update in stream:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from aiorch.jobs.v1 import types_pb2
 
+from services.common import job_types
 from services.common.errors import InvalidArgument
-from services.jobs.book import check_input_url, check_params
+from services.common.job_params import AiStoriesParams, DubbingParams, TtsParams, VoiceCloningParams
 from services.jobs.files import check_claim, safe_filename
+from services.jobs.input_media import check_input_kind, sniff
+from services.jobs.job_rules import check_input_url, check_inputs, check_params, job_type
 from services.jobs.lifecycle import EventFacts, EventKind, JobFacts, JobState, judge, may_cancel, may_retry
-from services.jobs.media import check_input_kind, sniff
 from services.workers.engines.registry import create_engine, parse_engine_overrides
 
 RUNNING = JobFacts(JobState.RUNNING, attempt=1, progress=40, last_delivery=1, last_sequence=5)
@@ -74,13 +75,13 @@ class TestMedia:
         assert sniff(b"just some text") == "application/octet-stream"
 
     def test_input_kinds_fit_the_job_type(self) -> None:
-        check_input_kind("STT", "audio/x-wav", "a.wav")
-        check_input_kind("DUBBING", "video/mp4", "a.mp4")
-        check_input_kind("AI_STORIES", "image/png", "face.png")
+        check_input_kind(job_types.STT, "audio/x-wav", "a.wav")
+        check_input_kind(job_types.DUBBING, "video/mp4", "a.mp4")
+        check_input_kind(job_types.AI_STORIES, "image/png", "face.png")
         with pytest.raises(InvalidArgument, match="STT needs audio or video"):
-            check_input_kind("STT", "image/png", "face.png")
+            check_input_kind(job_types.STT, "image/png", "face.png")
         with pytest.raises(InvalidArgument, match="AI_STORIES needs an image"):
-            check_input_kind("AI_STORIES", "audio/x-wav", "a.wav")
+            check_input_kind(job_types.AI_STORIES, "audio/x-wav", "a.wav")
 
     def test_a_file_that_is_not_what_it_claims_is_refused(self) -> None:
         with pytest.raises(InvalidArgument, match="claims to be audio/wav"):
@@ -97,16 +98,35 @@ class TestMedia:
 
 class TestParams:
     def test_params_must_match_the_type(self) -> None:
-        params = types_pb2.JobParams(tts=types_pb2.TtsParams(text="hello"))
-        check_params("TTS", params)
+        params = TtsParams(text="hello")
+        assert check_params(job_types.TTS, params) is params
         with pytest.raises(InvalidArgument, match="params are for TTS but the job type is STT"):
-            check_params("STT", params)
+            check_params(job_types.STT, params)
 
     def test_missing_params_and_empty_text_are_refused(self) -> None:
-        with pytest.raises(InvalidArgument):
-            check_params("TTS", types_pb2.JobParams())
+        with pytest.raises(InvalidArgument, match="must hold the tts parameters"):
+            check_params(job_types.TTS, None)
         with pytest.raises(InvalidArgument, match="empty"):
-            check_params("TTS", types_pb2.JobParams(tts=types_pb2.TtsParams(text="   ")))
+            check_params(job_types.TTS, TtsParams(text="   "))
+
+    def test_dubbing_needs_a_target_and_a_volume_in_range(self) -> None:
+        with pytest.raises(InvalidArgument, match="target_language"):
+            check_params(job_types.DUBBING, DubbingParams())
+        with pytest.raises(InvalidArgument, match="original_volume"):
+            check_params(job_types.DUBBING, DubbingParams(target_language="es", original_volume=1.5))
+
+    def test_types_with_an_input_need_exactly_one(self) -> None:
+        check_inputs(job_types.STT, "file-id", "")
+        check_inputs(job_types.TTS, "", "")
+        with pytest.raises(InvalidArgument, match="exactly one"):
+            check_inputs(job_types.STT, "file-id", "https://example.com/a.wav")
+        with pytest.raises(InvalidArgument, match="takes no input"):
+            check_inputs(job_types.TTS, "file-id", "")
+
+    def test_unknown_types_name_the_valid_ones(self) -> None:
+        assert job_type("tts") is job_types.TTS
+        with pytest.raises(InvalidArgument, match="STT, TTS"):
+            job_type("SING")
 
     @pytest.mark.parametrize("url", ["ftp://x/a.wav", "file:///etc/passwd", "http://", "javascript:alert(1)"])
     def test_input_urls_must_be_http(self, url: str) -> None:
@@ -115,11 +135,11 @@ class TestParams:
 
 
 def test_texts_longer_than_their_engine_takes_are_refused_at_create() -> None:
-    check_params("VOICE_CLONING", types_pb2.JobParams(voice_cloning=types_pb2.VoiceCloningParams(text="a" * 5000)))
+    check_params(job_types.VOICE_CLONING, VoiceCloningParams(text="a" * 5000))
     with pytest.raises(InvalidArgument, match="longer than 5000"):
-        check_params("VOICE_CLONING", types_pb2.JobParams(voice_cloning=types_pb2.VoiceCloningParams(text="a" * 5001)))
+        check_params(job_types.VOICE_CLONING, VoiceCloningParams(text="a" * 5001))
     with pytest.raises(InvalidArgument, match="longer than 10000"):
-        check_params("AI_STORIES", types_pb2.JobParams(ai_stories=types_pb2.AiStoriesParams(script="a" * 10_001)))
+        check_params(job_types.AI_STORIES, AiStoriesParams(script="a" * 10_001))
 
 
 def test_engine_overrides_name_a_type_and_a_class() -> None:
