@@ -32,7 +32,7 @@ def parse_engine_overrides(text: str) -> dict[str, str]:
 
 
 def create_engine(job_type: str, overrides: dict[str, str] | None = None) -> Engine:
-    """A new engine for a job type name such as "TTS" (an override names another class)."""
+    """A new engine for a job type, by its registry name (an override names another class)."""
     module, _, name = (overrides or {}).get(job_type, ENGINES[job_type]).partition(":")
     try:
         factory = getattr(importlib.import_module(module), name)
