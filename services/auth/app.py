@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 
 from aiorch.auth.v1 import profiles_pb2_grpc, settings_pb2_grpc, tokens_pb2_grpc
@@ -15,13 +14,10 @@ from services.auth.profiles import ProfileDirectory
 from services.auth.settings_store import SettingsStore
 from services.auth.throttle import LoginThrottle, ThrottlePolicy
 from services.auth.tokens import TokenIssuer, TokenLifetimes
-from services.common import messaging
+from services.common.bootstrap import ServiceCore
 from services.common.config import AuthSettings
-from services.common.db import Database, make_engine
 from services.common.identity import TokenVerifier, load_public_keys
-from services.common.outbox import OutboxRelay
 from services.common.peer import parse_networks
-from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
 
 TOKEN_SERVICE = "aiorch.auth.v1.TokenService"  # noqa: S105 - a service name, not a secret
@@ -40,15 +36,8 @@ Settings = AuthSettings
 
 async def build_app(settings: AuthSettings) -> ServiceApp:
     """Wire the auth service's domain objects, servicers and the relay that announces revocations."""
-    db = Database(make_engine(settings.database_url, settings.db_pool_size))
-    nc = await messaging.connect(
-        settings.nats_url, "auth", settings.nats_user, settings.nats_password.get_secret_value()
-    )
-    js = nc.jetstream()
-    # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
-    await messaging.ensure_topology(js, settings.nats_replicas, owner="auth")
-    relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
-    revocations = RevocationView()
+    core = await ServiceCore.start("auth", settings, OUTBOX)
+    db, relay = core.db, core.relay
     key = load_signing_key(settings.jwt_private_key_file)
     previous = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)[1:]
     verifier = TokenVerifier([key.public, *previous], settings.jwt_issuer, settings.jwt_audience)
@@ -78,14 +67,8 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
         on_revoked=relay.wake,
     )
 
-    async def close() -> None:
-        # close, not drain: drain raises while the connection is reconnecting (NATS down at shutdown).
-        await nc.close()
-        db.dispose()
-
-    return ServiceApp(
-        name="auth",
-        servicers=[
+    return core.app(
+        [
             Servicer(
                 TOKEN_SERVICE,
                 TokenServicer(issuer, parse_networks(settings.trusted_proxies)),
@@ -102,8 +85,5 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
                 settings_pb2_grpc.add_SettingsServiceServicer_to_server,
             ),
         ],
-        revocations=revocations,
         public_methods=PUBLIC_METHODS,
-        background=[functools.partial(revocations.run, js), relay.run],
-        on_shutdown=[close],
     )

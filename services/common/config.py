@@ -63,6 +63,9 @@ class ServiceSettings(ProcessSettings):
     jwt_issuer: str = Field(default="aiorch", description="`iss` claim of tokens.")
     jwt_audience: str = Field(default="aiorch", description="`aud` claim of tokens.")
     db_pool_size: int = Field(default=10, description="Database connections kept per process.")
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the outbox relay looks for rows a commit's hand-off missed."
+    )
 
 
 class BlobStoreSettings(BaseSettings):
@@ -126,16 +129,12 @@ class AuthSettings(ServiceSettings):
         default="127.0.0.1/32,::1/128",
         description="CIDRs the gateway connects from: only their x-aiorch-client-address header is believed.",
     )
-    outbox_poll_seconds: float = Field(
-        default=1.0, gt=0, description="How often the outbox relay looks for revocations to announce."
-    )
 
 
 class ProjectsSettings(ServiceSettings):
     """Settings of the projects service."""
 
     grpc_port: int = Field(default=50052, description="Port of the gRPC server.")
-    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="How often the outbox relay looks for rows.")
 
 
 class JobsSettings(ServiceSettings, BlobStoreSettings):
@@ -148,12 +147,17 @@ class JobsSettings(ServiceSettings, BlobStoreSettings):
     max_upload_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1, description="Largest input file accepted; checked while streaming."
     )
-    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="How often the outbox relay looks for rows.")
     watch_queue_size: int = Field(
         default=256, ge=1, description="Updates buffered per watcher; a watcher that falls further behind is ended."
     )
     watch_write_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long one watch-stream write may wait for a client that does not read."
+    )
+    watch_access_recheck_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an open watch stream trusts an access decision without an announcement of a change "
+        "(the projects service announces every change; this covers a lost announcement).",
     )
     reaper_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the reaper looks for RUNNING jobs past their worker's deadline."

@@ -6,12 +6,9 @@ import functools
 
 from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 
-from services.common import messaging
 from services.common.blobs import open_blob_store
+from services.common.bootstrap import ServiceCore
 from services.common.config import JobsSettings
-from services.common.db import Database, make_engine
-from services.common.outbox import OutboxRelay
-from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
 from services.jobs.access import JobAccess
 from services.jobs.book import JobBook
@@ -33,17 +30,10 @@ Settings = JobsSettings
 
 async def build_app(settings: JobsSettings) -> ServiceApp:
     """Wire the jobs service: database, NATS, blob store, projects client, background loops."""
-    db = Database(make_engine(settings.database_url, settings.db_pool_size))
-    nc = await messaging.connect(
-        settings.nats_url, "jobs", settings.nats_user, settings.nats_password.get_secret_value()
-    )
-    js = nc.jetstream()
-    # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
-    await messaging.ensure_topology(js, settings.nats_replicas, owner="jobs")
+    core = await ServiceCore.start("jobs", settings, OUTBOX)
+    db, nc, js, relay, revocations = core.db, core.nc, core.js, core.relay, core.revocations
     blobs = open_blob_store(settings)
     projects = ProjectsClient(settings.projects_address)
-    relay = OutboxRelay(db, OUTBOX, js, settings.outbox_poll_seconds)
-    revocations = RevocationView()
     broadcast = ChangeBroadcaster(nc, encode_change)
     hub = WatchHub(settings.watch_queue_size, decode_change)
     # A revoked session's open streams end at once, not at their next call.
@@ -66,15 +56,8 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     async def listen() -> None:
         await hub.listen(nc)
 
-    async def close() -> None:
-        await projects.close()
-        # close, not drain: nats-py 2.16 hangs draining after a pull fetch timed out.
-        await nc.close()
-        db.dispose()
-
-    return ServiceApp(
-        name="jobs",
-        servicers=[
+    return core.app(
+        [
             Servicer(
                 "aiorch.jobs.v1.JobService",
                 JobServicer(book, watch, settings.watch_write_timeout_seconds),
@@ -91,16 +74,13 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],
-        revocations=revocations,
         background=[
-            functools.partial(revocations.run, js),
-            relay.run,
             intake.run,
             cleanup.run,
             listen,
             queues.run,
             reaper.run,
         ],
-        on_shutdown=[close],
+        on_shutdown=[projects.close],
         on_drain=[hub.shutdown],
     )
