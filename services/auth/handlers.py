@@ -18,9 +18,9 @@ from grpc import aio
 from services.auth.profiles import NewProfile, ProfileChanges, ProfileDirectory, ProfileView
 from services.auth.settings_store import NewSetting, SettingChanges, SettingsStore, SettingView
 from services.auth.tokens import TokenIssuer, TokenPair
-from services.common.convert import to_timestamp
 from services.common.interceptors import current_caller
 from services.common.peer import Network, client_address
+from services.common.timestamps import to_timestamp
 
 Context = aio.ServicerContext[Any, Any]
 

@@ -13,7 +13,6 @@ from services.common.server import ServiceApp, Servicer
 from services.jobs.access import JobAccess
 from services.jobs.book import JobBook
 from services.jobs.cleanup import ProjectCleanup
-from services.jobs.convert import decode_change, encode_change
 from services.jobs.files import FileBook
 from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
 from services.jobs.intake import EventIntake
@@ -24,6 +23,7 @@ from services.jobs.reaper import JobReaper, events_applied_until
 from services.jobs.results import ResultBook
 from services.jobs.watch import ChangeBroadcaster, WatchHub
 from services.jobs.watching import JobWatch
+from services.jobs.wire import decode_change, encode_change
 
 Settings = JobsSettings
 

@@ -25,16 +25,16 @@ from services.common.keyset import SortKey
 from services.common.outbox import OutboxMessage, enqueue
 from services.common.pagination import next_keyset_token, read_keyset_page
 from services.jobs.access import JobAccess, sees_everything
-from services.jobs.dispatch import cancel_message, dispatch_message
 from services.jobs.input_media import check_input_kind
+from services.jobs.job_metrics import JOBS_CREATED
 from services.jobs.job_rules import check_input_url, check_inputs, check_params, job_type
 from services.jobs.lifecycle import JobState, may_cancel, may_edit_params, may_retry
-from services.jobs.metrics import JOBS_CREATED
 from services.jobs.models import OUTBOX, File, Job, JobLog, Result
 from services.jobs.projects_client import Access
 from services.jobs.transitions import finish, new_attempt, new_grant, replace_attempt, touch
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
+from services.jobs.worker_messages import cancel_message, dispatch_message
 
 # ordering -> its keyset sort key; lists page by key, not offset (services/common/keyset.py).
 ORDERING: dict[str, SortKey] = {

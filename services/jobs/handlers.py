@@ -18,19 +18,19 @@ from aiorch.jobs.v1 import (
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
-from services.common.convert import from_timestamp, to_timestamp
 from services.common.errors import InvalidArgument
 from services.common.interceptors import current_caller
 from services.common.job_params import JobParams
 from services.common.job_params_proto import from_proto
 from services.common.streams import TimedStreamWriter
+from services.common.timestamps import from_timestamp, to_timestamp
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
-from services.jobs.convert import file_message, job_message, result_message, update_message
 from services.jobs.files import FileBook, UploadHeader
-from services.jobs.metrics import WATCH_STREAMS
+from services.jobs.job_metrics import WATCH_STREAMS
 from services.jobs.results import ResultBook, iterate_in_thread
 from services.jobs.views import JobView
 from services.jobs.watching import JobWatch
+from services.jobs.wire import file_message, job_message, result_message, update_message
 
 Context = Any
 

@@ -21,15 +21,15 @@ from services.common.db import Database, utcnow
 from services.common.logging import get_logger
 from services.common.loops import Durable, DurableConsumer
 from services.common.messaging import EVENTS_CONSUMER, EVENTS_STREAM, WORK_QUEUES
-from services.jobs.convert import worker_event
-from services.jobs.dispatch import output_prefix
+from services.jobs.job_metrics import EVENTS_APPLIED
 from services.jobs.lifecycle import EventFacts, EventKind, JobFacts, JobState, Verdict, judge
-from services.jobs.metrics import EVENTS_APPLIED
 from services.jobs.models import Job, JobLog, Result
 from services.jobs.transitions import apply_event, holds_grant
 from services.jobs.views import JobView
 from services.jobs.watch import Broadcast
+from services.jobs.wire import worker_event
 from services.jobs.worker_events import WorkerEvent
+from services.jobs.worker_messages import output_prefix
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 from services.common.logging import get_logger
 from services.common.loops import Backoff, run_forever
 from services.common.queues import JOB_TYPES, QueueState, read_queues
-from services.jobs.metrics import (
+from services.jobs.job_metrics import (
     QUEUE_CONSUMER_PRESENT,
     QUEUE_DEPTH,
     QUEUE_IN_FLIGHT,

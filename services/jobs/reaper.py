@@ -27,13 +27,13 @@ from services.common.logging import get_logger
 from services.common.loops import TRANSIENT, Backoff, run_forever
 from services.common.messaging import EVENTS_STREAM, WORK_QUEUES
 from services.common.outbox import enqueue
-from services.jobs.dispatch import cancel_message
+from services.jobs.job_metrics import JOBS_REAPED
 from services.jobs.lifecycle import JobState, abandoned
-from services.jobs.metrics import JOBS_REAPED
 from services.jobs.models import OUTBOX, Job
 from services.jobs.transitions import finish
 from services.jobs.views import JobView
 from services.jobs.watch import Broadcast
+from services.jobs.worker_messages import cancel_message
 
 log = get_logger(__name__)
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from services.common.db import Database, utcnow
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.outbox import enqueue
-from services.jobs.dispatch import dispatch_message
 from services.jobs.lifecycle import JobState
 from services.jobs.models import OUTBOX, File, Job
+from services.jobs.worker_messages import dispatch_message
 
 
 def requeue(db: Database, job_ids: list[uuid.UUID], pending_older_than: timedelta | None = None) -> list[uuid.UUID]:

@@ -20,13 +20,13 @@ from services.common.outbox import enqueue
 from services.common.pagination import next_page_token, read_page
 from services.jobs.access import JobAccess, sees_everything
 from services.jobs.book import job_log_lines, parse_uuid
-from services.jobs.dispatch import cancel_message
 from services.jobs.lifecycle import JobState
 from services.jobs.models import OUTBOX, Job, Result
 from services.jobs.projects_client import Access
 from services.jobs.transitions import finish, touch
 from services.jobs.views import JobView, ResultView
 from services.jobs.watch import Broadcast
+from services.jobs.worker_messages import cancel_message
 
 
 @dataclass(frozen=True)

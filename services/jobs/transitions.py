@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from services.common.db import utcnow
+from services.jobs.job_metrics import QUEUE_WAIT, count_finished
 from services.jobs.lifecycle import JobState, Verdict
-from services.jobs.metrics import QUEUE_WAIT, count_finished
 from services.jobs.models import Job, JobAttempt
 
 

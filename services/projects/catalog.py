@@ -13,13 +13,13 @@ from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from services.common.convert import to_timestamp
 from services.common.db import Database, like_pattern, utcnow
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Caller, Role
 from services.common.messaging import PROJECT_DELETED_SUBJECT
 from services.common.outbox import OutboxMessage, enqueue
 from services.common.pagination import next_page_token, read_page
+from services.common.timestamps import to_timestamp
 from services.projects.access import Access, MemberRole, access_for
 from services.projects.models import OUTBOX, Member, Project
 

@@ -8,8 +8,8 @@ from typing import Any
 from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 from grpc import aio
 
-from services.common.convert import to_timestamp
 from services.common.interceptors import current_caller
+from services.common.timestamps import to_timestamp
 from services.projects.access import Access
 from services.projects.catalog import (
     MemberView,

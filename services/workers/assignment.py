@@ -29,6 +29,8 @@ class Assignment:
     input_url: str
     output_prefix: str
     created_at: datetime | None
+    # Copied into every event: the jobs service accepts events only from a holder of the dispatch.
+    grant: str = ""
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Assignment:
@@ -54,6 +56,7 @@ class Assignment:
             input_url=message.input_url,
             output_prefix=message.output_prefix.rstrip("/") or f"results/{message.job_id}",
             created_at=message.created_at.ToDatetime(tzinfo=UTC) if message.HasField("created_at") else None,
+            grant=message.grant,
         )
 
     def typed_params(self) -> JobParams:

@@ -122,7 +122,7 @@ class JobRunner:
             await _quietly(msg.term())
             return
         bound = log.bind(job_id=job.job_id, attempt=job.attempt, delivery=delivery, job_type=job.job_type)
-        events = EventPublisher(self._js, job.job_id, job.attempt, self._config.worker_id, delivery)
+        events = EventPublisher(self._js, job.job_id, job.attempt, self._config.worker_id, delivery, grant=job.grant)
         try:
             outcome = await self._deliver(msg, job, delivery, events)
             await self._finish(msg, job, events, outcome)

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 # Imported for their metric definitions, which register with the default registry.
 import services.common.metrics
 import services.common.outbox
-import services.jobs.metrics
+import services.jobs.job_metrics
 import services.workers.metrics
 from tests.observability_config import (
     DASHBOARD,
@@ -222,4 +222,4 @@ def test_metric_names_are_found_in_promql() -> None:
 
 
 # Keep the imports above: they register the metrics exported_metric_names() reads.
-_ = (services.common.metrics, services.common.outbox, services.jobs.metrics, services.workers.metrics)
+_ = (services.common.metrics, services.common.outbox, services.jobs.job_metrics, services.workers.metrics)

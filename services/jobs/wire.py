@@ -1,4 +1,4 @@
-"""Domain views to protobuf messages, once, at the edge."""
+"""The jobs service's edge converters: domain views to protobuf messages and wire messages to domain values, once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiorch.jobs.v1 import events_pb2, files_pb2, jobs_pb2, results_pb2, types_p
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.convert import to_timestamp
+from services.common.timestamps import to_timestamp
 from services.jobs.lifecycle import EventKind, JobState
 from services.jobs.views import FileView, JobView, ResultView
 from services.jobs.watch import JobChange

@@ -1,12 +1,12 @@
-"""The messages the jobs service sends through its outbox: dispatches and cancel flags."""
+"""The messages the jobs service sends workers through its outbox: dispatches and cancel flags."""
 
 from __future__ import annotations
 
 from aiorch.jobs.v1 import events_pb2, types_pb2
 
-from services.common.convert import to_timestamp
 from services.common.messaging import CANCEL_BUCKET, dispatch_subject
 from services.common.outbox import OutboxMessage
+from services.common.timestamps import to_timestamp
 from services.jobs.models import File, Job
 
 
