@@ -61,8 +61,9 @@ LIMITS_BY_NAME: Mapping[str, TextLimit] = {
     "input_file_id": TextLimit(64),
     "owner": TextLimit(64),
     "user": TextLimit(64),
-    # A keyset token holds a sort value (a name of up to 200 characters, JSON-escaped) and an id, base64'd.
-    "page_token": TextLimit(8192),
+    # A keyset token holds a sort value (a name of up to 200 characters, JSON-escaped: 3,330 characters at
+    # most once base64'd) and an id.
+    "page_token": TextLimit(4096),
     "search": TextLimit(200),
     "ordering": TextLimit(32),
     "name": TextLimit(200),
@@ -122,7 +123,8 @@ LIMITS: Mapping[str, TextLimit] = {
     "google.protobuf.Struct.fields": TextLimit(256, items=1000),
     "google.protobuf.Value.string_value": TextLimit(30_000),
     "google.protobuf.ListValue.values": TextLimit(DEFAULT_LIMIT.chars, items=10_000),
-    # Worker events (NATS, not RPC): what the intake stores into a job and broadcasts with it.
+    # Worker events (NATS, not RPC): the texts the intake stores into a job and broadcasts with it. Workers
+    # cut them to these limits before publishing (clip_to_limits); result meta is not cut.
     "aiorch.jobs.v1.JobEvent.worker_id": TextLimit(200),
     "aiorch.jobs.v1.JobProgress.message": TextLimit(1000),
     "aiorch.jobs.v1.JobLog.line": TextLimit(300),
@@ -136,7 +138,6 @@ LIMITS: Mapping[str, TextLimit] = {
 MESSAGE_BYTES: Mapping[str, int] = {
     "aiorch.jobs.v1.CreateJobResultRequest.meta": 128 * 1024,
     "aiorch.jobs.v1.UpdateJobResultRequest.meta": 128 * 1024,
-    "aiorch.jobs.v1.JobCompleted.meta": 128 * 1024,
 }
 
 
@@ -201,6 +202,29 @@ def _repeated(field: FieldDescriptor) -> bool:
 def check_field_limits(message: Message) -> None:
     """Raise InvalidArgument naming the first field of `message` (nested ones too) that is over its limit."""
     _check(message, "")
+
+
+def clip_to_limits(message: Message) -> None:
+    """Cut every string of `message` (nested messages too, not map entries or counts) to its limit, in place.
+
+    For text our own components write and must not lose a whole message over (a worker's failure reason
+    quoting a long tool output); requests from clients are refused instead (check_field_limits).
+    """
+    plan = _plan(cast(Descriptor, message.DESCRIPTOR))
+    for field, value in message.ListFields():
+        check = plan.get(field)
+        if check is None:
+            continue
+        chars = check.limit.chars
+        if check.kind is _Kind.TEXT and len(value) > chars:
+            setattr(message, field.name, value[:chars])
+        elif check.kind is _Kind.TEXTS and any(len(item) > chars for item in value):
+            value[:] = [item[:chars] for item in value]
+        elif check.kind is _Kind.MESSAGE:
+            clip_to_limits(value)
+        elif check.kind is _Kind.MESSAGES:
+            for item in value:
+                clip_to_limits(item)
 
 
 def _check(message: Message, prefix: str) -> None:

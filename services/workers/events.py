@@ -12,6 +12,7 @@ from google.protobuf.struct_pb2 import Struct
 from nats.js import JetStreamContext
 
 from services.common import messaging
+from services.common.field_limits import clip_to_limits
 
 # Delays between publish tries: about 8 s in all, longer than a NATS reconnect takes.
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -93,6 +94,9 @@ class EventPublisher:
                 **kind,
             )
             event.at.GetCurrentTime()
+            # The jobs service stores these texts and broadcasts them with the job: cut to their limits, a
+            # long failure reason still fails the job instead of the event going missing.
+            clip_to_limits(event)
             payload = event.SerializeToString()
             headers = {"Nats-Msg-Id": event_msg_id(self._job_id, self._attempt, self._delivery, sequence)}
             subject = messaging.events_subject(self._job_id)

@@ -1,8 +1,9 @@
 """Field limits: every string field of every request has one, and the largest job they allow fits every path.
 
-The paths a stored job travels: NATS broadcasts (JobUpdate, max_payload), and the gateway's transcoder,
-which buffers a unary response (GetJob) and each watch message whole. A limit raised past one of them
-fails `test_the_largest_*` here instead of breaking a project in production.
+The paths a job travels: its create's JSON body into the gateway (held whole up to a limit), NATS
+broadcasts (JobUpdate, max_payload), and the gateway's transcoder, which buffers a unary response (GetJob)
+and each watch message whole. A limit raised past one of them fails `test_the_largest_*` here instead of
+breaking a project in production.
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ from pathlib import Path
 import pytest
 from aiorch.jobs.v1 import events_pb2, files_pb2, jobs_pb2, results_pb2, types_pb2
 from google.api import httpbody_pb2  # noqa: F401  (registers HttpBody for the name lookups)
-from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
+from gateway.render import GatewayLimits
 from services.common import errors
-from services.common.field_limits import LIMITS, LIMITS_BY_NAME, MESSAGE_BYTES, check_field_limits, limit_of
+from services.common.field_limits import (
+    LIMITS,
+    LIMITS_BY_NAME,
+    MESSAGE_BYTES,
+    check_field_limits,
+    clip_to_limits,
+    limit_of,
+)
 from services.jobs.book import JobBook
 from tests.request_fields import TextField, text_fields
 
@@ -126,6 +136,23 @@ def test_upload_chunks_are_bytes_and_not_limited() -> None:
     check_field_limits(files_pb2.UploadFileRequest(chunk=b"\x00" * 1_000_000))
 
 
+def test_clipping_cuts_a_workers_texts_to_their_limits() -> None:
+    event = events_pb2.JobEvent(worker_id="w" * 1000, failed=events_pb2.JobFailed(reason="r" * 100_000))
+    clip_to_limits(event)
+    assert len(event.worker_id) == limit_of(events_pb2.JobEvent.DESCRIPTOR.fields_by_name["worker_id"]).chars
+    assert len(event.failed.reason) == limit_of(events_pb2.JobFailed.DESCRIPTOR.fields_by_name["reason"]).chars
+    check_field_limits(event)
+
+
+def test_clipping_leaves_result_meta_whole() -> None:
+    # A long transcript is the result itself: cutting it would store a wrong result.
+    meta = struct_pb2.Struct()
+    meta.update({"text": "x" * 200_000, "segments": [{"text": "y" * 40_000}]})
+    event = events_pb2.JobEvent(completed=events_pb2.JobCompleted(output_keys=["results/job/out.json"], meta=meta))
+    clip_to_limits(event)
+    assert event.completed.meta == meta
+
+
 def _longest(full_names: tuple[str, ...]) -> int:
     return max(limit_of(_field(name)).chars for name in full_names)
 
@@ -180,6 +207,22 @@ def _largest_update(character: str) -> jobs_pb2.JobUpdate:
     return jobs_pb2.JobUpdate(job=_largest_job(character), log_lines=[line] * lines, version=2**63 - 1)
 
 
+def _largest_create_request(character: str) -> jobs_pb2.CreateJobRequest:
+    """A CreateJob request with every text field at its limit (the largest parameters of any type)."""
+    request = jobs_pb2.CreateJobRequest(project_id=str(uuid.uuid4()), type=types_pb2.TTS)
+    request.params.CopyFrom(_largest_params(character))
+    for field in jobs_pb2.CreateJobRequest.DESCRIPTOR.fields:
+        if field.type == FieldDescriptor.TYPE_STRING and field.name != "project_id":
+            setattr(request, field.name, character * limit_of(field).chars)
+    return request
+
+
+def _json_bytes(message: Message) -> int:
+    """The size of `message` as compact JSON in UTF-8, as a client sends it (control characters escaped)."""
+    text = json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None, ensure_ascii=False)
+    return len(text.encode())
+
+
 def _nats_max_payload() -> int:
     """The smallest max_payload of the NATS configurations (Kubernetes base and dev; the local stack: default)."""
     sizes = [NATS_DEFAULT_MAX_PAYLOAD]
@@ -210,6 +253,13 @@ def test_the_largest_job_and_watch_message_fit_the_gateway_response_buffer(figur
     update = max(_largest_update(c).ByteSize() for c in COSTLY_CHARACTERS)
     figures_line.append(f"largest Job {job} bytes, JobUpdate {update} bytes, of Envoy's buffer {_envoy_buffer()}")
     assert max(job, update) < _envoy_buffer()
+
+
+def test_the_largest_create_request_fits_the_gateway_json_body_limit(figures_line: list[str]) -> None:
+    size = max(_json_bytes(_largest_create_request(c)) for c in COSTLY_CHARACTERS)
+    limit = GatewayLimits().max_json_body_bytes
+    figures_line.append(f"largest CreateJob body (JSON): {size} bytes of the gateway's {limit}")
+    assert size < limit
 
 
 @pytest.fixture
