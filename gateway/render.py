@@ -233,6 +233,7 @@ def _routes(upstreams: list[Upstream], sites: list[StaticSite], limits: GatewayL
         lines += [
             f"              - match: {{path: {method}}}",
             "                direct_response: {status: 404, body: {inline_string: internal method}}",
+            *UNBUFFERED,
         ]
     for up in upstreams:
         for package in up.packages:

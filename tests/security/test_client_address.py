@@ -15,9 +15,10 @@ import pytest
 from services.common.peer import CLIENT_ADDRESS_HEADER, client_address, parse_networks
 from services.devstack.stack import Endpoints
 from tests.figures import Figures
-from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV, unique
+from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV, Accounts, unique
 
 PER_ADDRESS = int(TEST_SERVICE_ENV["AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS"])
+PER_USER = int(TEST_SERVICE_ENV["AIORCH_LOGIN_MAX_FAILURES_PER_USER"])
 GATEWAYS = parse_networks("127.0.0.1/32,::1/128")
 
 
@@ -54,6 +55,26 @@ def test_one_address_spraying_usernames_does_not_lock_admin_out_elsewhere(
     figures.add(
         f"{len(answers)} bad logins with random usernames from 127.0.0.2: {answers.count(401)}x401 then "
         f"{answers.count(429)}x429; admin from 127.0.0.3 answered {reply.status_code}"
+    )
+
+
+def test_guessing_one_users_password_does_not_lock_its_owner_out_elsewhere(
+    stack: Endpoints, accounts: Accounts, figures: Figures
+) -> None:
+    victim = accounts.create("viewer")
+    with _client(stack, "127.0.0.5") as guesser:
+        guesses = [
+            guesser.post("/api/token/", json={"username": victim.username, "password": f"guess {i}"}).status_code
+            for i in range(PER_USER + 2)
+        ]
+    assert guesses[:PER_USER] == [401] * PER_USER
+    assert set(guesses[PER_USER:]) == {429}
+    with _client(stack, "127.0.0.6") as owner:
+        reply = owner.post("/api/token/", json={"username": victim.username, "password": victim.password})
+    assert reply.status_code == 200, reply.text
+    figures.add(
+        f"{len(guesses)} guesses of one password from 127.0.0.5: {guesses.count(401)}x401 then 429 there; "
+        f"the owner from 127.0.0.6 answered {reply.status_code}"
     )
 
 

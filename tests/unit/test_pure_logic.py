@@ -13,7 +13,7 @@ from services.auth.throttle import retry_after
 from services.common import errors
 from services.common.identity import Caller, Role
 from services.common.pagination import MAX_PAGE_SIZE, next_page_token, read_page
-from services.common.peer import client_address, parse_networks, peer_ip
+from services.common.peer import CLIENT_ADDRESS_HEADER, client_address, parse_networks, peer_ip
 from services.common.status import code_for, status_for
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -127,12 +127,12 @@ class TestClientAddress:
         assert peer_ip("ipv4:10.1.2.3:5000") == "10.1.2.3"
         assert peer_ip("ipv6:%5B::1%5D:5000") == "::1"
 
-    def test_forwarded_for_is_believed_from_a_trusted_proxy(self) -> None:
-        metadata = [("x-forwarded-for", "203.0.113.9, 198.51.100.7")]
+    def test_the_gateways_client_address_is_believed_from_a_gateway_network(self) -> None:
+        metadata = [(CLIENT_ADDRESS_HEADER, "198.51.100.7")]
         assert client_address("ipv4:127.0.0.1:1", metadata, self.trusted) == "198.51.100.7"
 
-    def test_forwarded_for_is_ignored_from_anyone_else(self) -> None:
-        metadata = [("x-forwarded-for", "198.51.100.7")]
+    def test_the_client_address_is_ignored_from_anyone_else(self) -> None:
+        metadata = [(CLIENT_ADDRESS_HEADER, "198.51.100.7")]
         assert client_address("ipv4:10.9.9.9:1", metadata, self.trusted) == "10.9.9.9"
 
 
