@@ -27,6 +27,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from services.common.field_limits import limit_of
+from services.common.peer import CLIENT_ADDRESS_HEADER
 from services.devstack.stack import Endpoints
 from tests.figures import Figures
 from tests.request_fields import BACKENDS, TextField, text_fields
@@ -36,7 +37,7 @@ TEXT_FIELDS = text_fields()
 # The finding's reproduction: a description of 1.1 MiB.
 HUGE_DESCRIPTION = "d" * (1_100 * 1024)
 # Login attempts land on a documentation address, not on the tests' own 127.0.0.1 (the login throttle).
-PEER = ("x-forwarded-for", "203.0.113.44")
+PEER = (CLIENT_ADDRESS_HEADER, "203.0.113.44")
 
 
 def _rest_route(text_field: TextField) -> tuple[str, str, str] | None:
