@@ -11,12 +11,13 @@ import asyncio
 import contextvars
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from services.common import errors, metrics
@@ -117,6 +118,88 @@ class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         return _wrap(handler, handler_call_details.method, self.around)
+
+
+RequestCheck = Callable[[Call, Message, Context], None]
+"""Raises a domain error to refuse a request message before the handler sees it."""
+
+
+class RequestCheckInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Runs every check on every request message: a unary request before the handler, each message of a
+    client stream as the handler reads it. Placed after the error interceptor, so a refusal becomes a status
+    like any domain error.
+    """
+
+    def __init__(self, checks: Sequence[RequestCheck]) -> None:
+        self._checks = tuple(checks)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _checking(handler, Call(handler_call_details.method, _rpc_type(handler)), self._checks)
+
+
+def _checking(handler: Handler, call: Call, checks: tuple[RequestCheck, ...]) -> Handler:
+    """A handler like `handler` whose request messages pass `checks` first."""
+
+    def check(request: Message, context: Context) -> None:
+        for one in checks:
+            one(call, request, context)
+
+    async def checked(requests: AsyncIterator[Message], context: Context) -> AsyncIterator[Message]:
+        async for request in requests:
+            check(request, context)
+            yield request
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        inner_bidi = handler.stream_stream
+
+        async def bidi(requests: AsyncIterator[Message], context: Context) -> AsyncIterator[Any]:
+            async for response in _responses(inner_bidi(checked(requests, context), context)):
+                yield response
+
+        return grpc.stream_stream_rpc_method_handler(bidi, **kwargs)
+    if handler.request_streaming:
+        inner_upload = handler.stream_unary
+
+        async def upload(requests: AsyncIterator[Message], context: Context) -> Any:
+            return await inner_upload(checked(requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(upload, **kwargs)
+    if handler.response_streaming:
+        inner_stream = handler.unary_stream
+
+        async def streaming(request: Message, context: Context) -> AsyncIterator[Any]:
+            check(request, context)
+            async for response in _responses(inner_stream(request, context)):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(streaming, **kwargs)
+    inner_unary = handler.unary_unary
+
+    async def unary(request: Message, context: Context) -> Any:
+        check(request, context)
+        return await inner_unary(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+
+
+async def _responses(result: Any) -> AsyncIterator[Any]:
+    """The responses of a server-streaming behavior, which either yields them or writes them itself."""
+    if inspect.isawaitable(result):
+        await result
+        return
+    async for response in result:
+        yield response
 
 
 class MetricsInterceptor(_AroundInterceptor):

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import grpc
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
-from grpc import aio
 
 from services.common import errors
 
@@ -102,56 +99,11 @@ def check_path_binding(method: str, original_path: str, request: Message) -> Non
         return
 
 
-def _original_path(context: Any) -> str | None:
-    for key, value in context.invocation_metadata() or ():
+def check_transcoded_path(method: str, request: Message, metadata: Any) -> None:
+    """`check_path_binding` for a call that came through the gateway's transcoder (others carry no path)."""
+    if not method_templates(method):
+        return
+    for key, value in metadata or ():
         if key == ORIGINAL_PATH_HEADER:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
-
-
-class PathBindingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Runs `check_path_binding` on every transcoded unary-request call before the handler."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.request_streaming or not method_templates(method):
-            return handler
-
-        def check(request: Message, context: Any) -> None:
-            path = _original_path(context)
-            if path is not None:
-                check_path_binding(method, path, request)
-
-        if handler.response_streaming:
-            inner_stream = handler.unary_stream
-
-            async def streaming(request: Message, context: Any) -> AsyncIterator[Any]:
-                check(request, context)
-                result = inner_stream(request, context)
-                if isinstance(result, Awaitable):
-                    await result
-                    return
-                async for response in result:
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                streaming,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        inner_unary = handler.unary_unary
-
-        async def unary(request: Message, context: Any) -> Any:
-            check(request, context)
-            return await inner_unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            check_path_binding(method, value.decode() if isinstance(value, bytes) else str(value), request)
+            return

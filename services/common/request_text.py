@@ -7,17 +7,11 @@ INVALID_ARGUMENT naming the field, for every method of every service alike (filt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import grpc
 from google.protobuf.message import Message
-from grpc import aio
 
 from services.common import errors
 
 NUL = "\x00"
-Handler = Any
 
 
 def nul_field(message: Message, prefix: str = "") -> str | None:
@@ -48,53 +42,3 @@ def check_request_text(request: Message) -> None:
     field = nul_field(request)
     if field is not None:
         raise errors.InvalidArgument(f"{field} must not contain NUL (\\u0000) characters")
-
-
-class RequestTextInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Checks the request of every unary-request call with `check_request_text` before the handler runs.
-
-    Client streams (uploads) are not checked: their text is a file name, which the files service sanitizes.
-    Placed after the error interceptor, so the refusal becomes a status like any domain error.
-    """
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
-        if handler.response_streaming:
-            inner_stream = handler.unary_stream
-
-            async def streaming(request: Message, context: Any) -> AsyncIterator[Any]:
-                check_request_text(request)
-                async for response in _responses(inner_stream(request, context)):
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                streaming,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        inner_unary = handler.unary_unary
-
-        async def unary(request: Message, context: Any) -> Any:
-            check_request_text(request)
-            return await inner_unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-async def _responses(result: Any) -> AsyncIterator[Any]:
-    """The responses of a server-streaming behavior, which either yields them or writes them itself."""
-    if isinstance(result, Awaitable):
-        await result
-        return
-    async for response in result:
-        yield response

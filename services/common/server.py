@@ -16,13 +16,18 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.collector import settle_garbage_collector
 from services.common.config import ServiceSettings
+from services.common.field_limits import check_field_limits
 from services.common.identity import TokenVerifier, load_public_keys
-from services.common.interceptors import AuthInterceptor, ErrorInterceptor, MetricsInterceptor
-from services.common.limits_interceptor import FieldLimitsInterceptor
+from services.common.interceptors import (
+    AuthInterceptor,
+    ErrorInterceptor,
+    MetricsInterceptor,
+    RequestCheckInterceptor,
+)
 from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
-from services.common.path_binding import PathBindingInterceptor
-from services.common.request_text import RequestTextInterceptor
+from services.common.path_binding import check_transcoded_path
+from services.common.request_text import check_request_text
 from services.common.revocations import RevocationView
 
 log = get_logger(__name__)
@@ -30,6 +35,15 @@ log = get_logger(__name__)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # A service that cannot read the revoked sessions in this time exits (and is restarted) rather than serve.
 REVOCATIONS_LOAD_TIMEOUT_SECONDS = 60.0
+
+
+# Every request message of every service passes these before a handler runs (a refusal: INVALID_ARGUMENT).
+REQUEST_CHECKS = (
+    lambda call, request, context: check_request_text(request),  # no NUL: PostgreSQL cannot store it
+    lambda call, request, context: check_field_limits(request),  # no text over its field's limit
+    # a REST body cannot name another object than its path
+    lambda call, request, context: check_transcoded_path(call.method, request, context.invocation_metadata()),
+)
 
 
 @dataclass(frozen=True)
@@ -65,9 +79,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
             MetricsInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(verifier, app.revocations, app.public_methods),
-            RequestTextInterceptor(),
-            FieldLimitsInterceptor(),
-            PathBindingInterceptor(),
+            RequestCheckInterceptor(REQUEST_CHECKS),
         ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
