@@ -91,6 +91,8 @@ MARKERS_BY_FIXTURE: dict[str, tuple[str, ...]] = {
 }
 
 
+# tryfirst: -m deselects in pytest's own hook of the same name, which must see these markers.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by the fixtures it needs (item.fixturenames is the whole fixture closure)."""
     for item in items:
