@@ -1,4 +1,5 @@
-"""Envoy's admin interface (no authentication) is loopback-only; Prometheus gets one read-only path of it.
+"""Envoy's admin interface (no authentication) is loopback-only; Prometheus gets one read-only path of it;
+the connection cap of the overload manager holds, and monitoring still gets through it.
 
 Issue 13, finding 7: `POST /logging` on the admin port turned on debug logs that printed bearer tokens, and
 the Kubernetes base bound the admin port to 0.0.0.0. A gateway is started here as the pod runs it: the stats
@@ -18,13 +19,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from gateway.render import KNOWN_UPSTREAMS, GatewayConfig, render, upstream
+from gateway.render import KNOWN_UPSTREAMS, GatewayConfig, GatewayLimits, render, upstream
 from services.auth.keys import public_jwk
 from services.devstack.probes import envoy_ready
 from services.devstack.stack import DESCRIPTOR, VENV_BIN, Endpoints, free_port
 from services.devstack.supervisor import wait_until
 from tests.figures import Figures
 
+# A small connection cap for this gateway, so the test can fill it.
+MAX_CONNECTIONS = 8
 # Admin endpoints an attacker would use: log levels, shutdown, config and secrets, counters reset.
 DANGEROUS = [
     ("POST", "/logging?level=debug"),
@@ -66,6 +69,7 @@ def pod_gateway(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> I
         jwks_path=jwks,
         upstreams=[upstream(name, "127.0.0.1", int(stack.grpc[name].rsplit(":", 1)[1])) for name in KNOWN_UPSTREAMS],
         stats_port=free_port(),
+        limits=GatewayLimits(max_connections=MAX_CONNECTIONS),
     )
     config_file = folder / "envoy.yaml"
     config_file.write_text(render(config))
@@ -106,3 +110,28 @@ def test_the_stats_listener_serves_prometheus_and_ready_only(pod_gateway: Gatewa
     levels = httpx.get(f"http://127.0.0.1:{pod_gateway.admin_port}/logging").text
     assert ": debug" not in levels, levels[:300]
     figures.add(f"stats listener: /stats/prometheus and /ready 200; {', '.join(refused)} all 404")
+
+
+def _answers(port: int) -> bool:
+    """Whether a new connection to the gateway gets an HTTP answer (rather than being closed unanswered)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+            conn.sendall(b"GET /api/profiles/ HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+            return conn.recv(64).startswith(b"HTTP/1.1")
+    except OSError:
+        return False
+
+
+def test_connections_past_the_cap_are_refused_and_monitoring_still_gets_through(
+    pod_gateway: GatewayConfig, figures: Figures
+) -> None:
+    assert _answers(pod_gateway.gateway_port)
+    held = [socket.create_connection(("127.0.0.1", pod_gateway.gateway_port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        wait_until(lambda: not _answers(pod_gateway.gateway_port), 5, "the connection cap")
+        assert httpx.get(f"http://127.0.0.1:{pod_gateway.stats_port}/stats/prometheus").status_code == 200
+    finally:
+        for conn in held:
+            conn.close()
+    wait_until(lambda: _answers(pod_gateway.gateway_port), 5, "a connection after the flood")
+    figures.add(f"{MAX_CONNECTIONS} idle connections fill the cap: the next is closed unanswered, stats still 200")
