@@ -205,29 +205,34 @@ class EngineProcess:
         conn.send(_Job(params, inputs, ctx.output_dir))
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[EngineResult] = loop.create_future()
-        loop.add_reader(conn.fileno(), self._receive, conn, ctx, reply)
+        reader = conn.fileno()
+        loop.add_reader(reader, self._receive, conn, ctx, reply)
         watchdog = asyncio.ensure_future(self._watch_memory(process))
         stopped = asyncio.ensure_future(stop.wait())
+        kill = False
         try:
             waits: set[asyncio.Future[Any]] = {reply, watchdog, stopped}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if watchdog.done() and not reply.done():
-                self.close()
+                kill = True
                 raise MemoryCeilingExceeded(f"the job used more than {self._limit // MIB} MiB of memory")
             if stopped.done() and not reply.done():
                 child_stop.set()
                 await asyncio.wait({reply}, timeout=self._grace)
                 if not reply.done():
-                    self.close()
+                    kill = True
                     raise Cancelled("the engine did not reach a checkpoint in time; its process was killed")
             return reply.result()
         finally:
-            loop.remove_reader(conn.fileno())
+            # The pipe leaves the loop before it is closed with the child.
+            loop.remove_reader(reader)
             watchdog.cancel()
             stopped.cancel()
             if not reply.done():
                 reply.cancel()
             elif not reply.cancelled() and isinstance(reply.exception(), EngineProcessDied):
+                kill = True
+            if kill:
                 self.close()
 
     def _receive(self, conn: Connection, ctx: EngineContext, reply: asyncio.Future[EngineResult]) -> None:
