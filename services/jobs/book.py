@@ -285,7 +285,7 @@ class JobBook:
             with self._db.transaction() as session:
                 total = count_rows(session, statement)
                 rows = list(session.scalars(paged.limit(page.size + 1)))
-                shown = rows[: page.size]
+                shown = within_page_budget(rows[: page.size])
                 # One query for the page's result ids, not one per job.
                 found = session.execute(
                     select(Result.job_id, Result.id).where(Result.job_id.in_([r.id for r in shown]))
@@ -293,7 +293,8 @@ class JobBook:
                 results = dict(found.tuples().all())
                 views = [JobView.of(r, results.get(r.id)) for r in shown]
             last = key.of(shown[-1]) if shown else None
-            return JobPage(views, next_keyset_token(last, len(rows) > page.size, fingerprint), total)
+            more = len(rows) > len(shown)
+            return JobPage(views, next_keyset_token(last, more, fingerprint), total)
 
         return await asyncio.to_thread(run)
 
@@ -436,6 +437,28 @@ class JobBook:
                 return list(reversed(list(rows)))
 
         return await asyncio.to_thread(run)
+
+
+# What one page of jobs may weigh, encoded: the gateway's transcoder buffers a whole answer and refuses one over
+# 1 MiB (gateway/), so a page of long jobs is cut short (with a next page) instead of failing. The largest job
+# the field limits allow weighs under half of this (tests/unit/test_field_limits.py), so a page holds at least one.
+PAGE_BUDGET_BYTES = 640 * 1024
+# Ids, times, enums and field tags of one job, over its texts.
+_JOB_OVERHEAD_BYTES = 512
+
+
+def within_page_budget(rows: list[Job]) -> list[Job]:
+    """The leading rows whose encoded size stays within PAGE_BUDGET_BYTES (always at least one)."""
+    kept: list[Job] = []
+    used = 0
+    for row in rows:
+        texts = (row.name, row.description, row.message, row.error, row.input_url, row.worker_id)
+        size = _JOB_OVERHEAD_BYTES + len(row.params) + sum(len(text.encode()) for text in texts)
+        if kept and used + size > PAGE_BUDGET_BYTES:
+            break
+        kept.append(row)
+        used += size
+    return kept
 
 
 def job_log_lines(session: Session, job_id: uuid.UUID) -> list[str]:

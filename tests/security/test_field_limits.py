@@ -280,3 +280,35 @@ def test_the_largest_job_reads_back_through_every_path(
         f"ListJobs {len(listed.content)} bytes, first watch event {len(first.encode())} bytes, "
         f"NATS broadcast {broadcast.ByteSize()} bytes: all delivered"
     )
+
+
+def test_a_page_of_the_longest_jobs_is_cut_short_instead_of_failing(
+    http: httpx.Client, accounts: Accounts, workers_stopped: None, figures: Figures
+) -> None:
+    """Three TTS jobs of 100,000 emoji weigh 1.2 MB together, over the gateway's 1 MiB answer buffer."""
+    owner = accounts.create("editor")
+    project = make_project(http, owner)["id"]
+    longest = limit_of(types_pb2.TtsParams.DESCRIPTOR.fields_by_name["text"]).chars
+    created = set()
+    for _ in range(3):
+        body = {"project_id": project, "type": "TTS", "params": {"tts": {"text": "\U0001f600" * longest}}}
+        reply = http.post("/api/jobs/", json=body, headers=owner.headers)
+        assert reply.status_code == 200, reply.text[:200]
+        created.add(reply.json()["id"])
+    seen: list[str] = []
+    pages, token = 0, ""
+    while True:
+        reply = http.get(
+            f"/api/projects/{project}/jobs/", params={"page_size": 50, "page_token": token}, headers=owner.headers
+        )
+        assert reply.status_code == 200, reply.text[:300]
+        page = reply.json()
+        pages += 1
+        seen += [job["id"] for job in page.get("jobs", [])]
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    assert sorted(seen) == sorted(created)
+    figures.add(
+        f"three of the longest TTS jobs list in {pages} pages of page_size 50 (each page within its byte budget)"
+    )
