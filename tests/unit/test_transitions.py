@@ -79,7 +79,7 @@ def test_an_applied_event_starts_a_delivery_and_sets_the_deadline() -> None:
     job.attempts, job.started_at = 0, None
     apply_event(job, Verdict(True, JobState.RUNNING, 0, new_delivery=True), 1, 1, "w2", 30.0, NOW)
     assert (job.status, job.attempts, job.worker_id) == ("RUNNING", 1, "w2")
-    assert job.started_at == NOW  # type: ignore[comparison-overlap]  # mypy keeps the None set above
+    assert job.started_at == NOW
     assert job.deadline_at == NOW + timedelta(seconds=30)
     assert job.version == 6
 
