@@ -1,7 +1,8 @@
 """The engine interface: parameters, input files and a context in; output files and meta out.
 
-Engines are plain synchronous code run in a worker thread. They report through the context and call
-`ctx.check_cancelled()` between steps; the runtime around them does everything else.
+Engines are plain synchronous code, run in a child process of the worker (services/workers/engine_process.py),
+so they must be picklable. They report through the context and call `ctx.check_cancelled()` between steps;
+the runtime around them does everything else.
 """
 
 from __future__ import annotations
