@@ -56,6 +56,8 @@ _TABLE = """
 /aiorch.jobs.v1.JobService/GetResultForJob           read
 /aiorch.jobs.v1.JobResultService/GetJobResult        read
 /aiorch.jobs.v1.JobResultService/GetJobDetails       read
+/aiorch.jobs.v1.JobService/WatchJob                  read
+/aiorch.jobs.v1.JobService/WatchJobs                 read
 /aiorch.jobs.v1.FileService/GetFile                  ok ok ok   ok  404 404   ok  404 404
 /aiorch.auth.v1.ProfileService/GetProfile            ok ok ok   ok  404 404   ok  404 404
 /aiorch.auth.v1.ProfileService/UpdateProfile         ok ok ok   ok  404 404   ok  404 404
@@ -85,6 +87,9 @@ _CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "GetResultForJob": ({"id": "{done_job}"}, "GET /api/jobs/{done_job}/result/", None),
     "GetJobResult": ({"id": "{result}"}, "GET /api/job-results/{result}/", None),
     "GetJobDetails": ({"id": "{result}"}, "GET /api/job-results/{result}/job_details/", None),
+    # Open streams: the first message (the snapshot) arrives, or the stream is refused before any header.
+    "WatchJob": ({"id": "{job}"}, "GET /api/jobs/{job}/watch", None),
+    "WatchJobs": ({"project_id": "{project}"}, "GET /api/watch/jobs?project_id={project}", None),
     "GetFile": ({"id": "{file}"}, "GET /api/files/{file}/", None),
     "GetProfile": ({"id": "{owner}"}, "GET /api/profiles/{owner}/", None),
     "UpdateProfile": ({"id": "{owner}", "name": "Renamed"}, "PATCH /api/profiles/{owner}/", {"name": "Renamed"}),

@@ -1,13 +1,16 @@
-"""The permission matrix (tests/security/permission_matrix.py), over gRPC and REST through the gateway.
+"""The permission matrix (tests/security/permission_matrix.py), over gRPC, gRPC-web and REST through the gateway.
 
 For every role x relation cell and each transport, a fresh project with jobs, a result, a file and
 members is built, then every row of the matrix is called and its outcome compared with the table.
-Ids of other users' objects must answer NOT_FOUND, never PERMISSION_DENIED.
+Ids of other users' objects must answer NOT_FOUND, never PERMISSION_DENIED. The watch streams are rows
+too: a stream that may open delivers its first message (over REST as Server-Sent Events), one that may
+not is refused before it sends anything.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from collections import Counter
 from collections.abc import Iterator
@@ -92,31 +95,81 @@ def _build_world(http: httpx.Client, accounts: Accounts, cell: str) -> tuple[Use
     return caller, ids
 
 
-def _message_classes(method: str) -> tuple[type[Message], type[Message]]:
+def _method(method: str) -> Any:
     service, _, name = method.lstrip("/").rpartition("/")
-    descriptor = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
+    return descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
+
+
+def _message_classes(method: str) -> tuple[type[Message], type[Message]]:
+    descriptor = _method(method)
     return (
         message_factory.GetMessageClass(descriptor.input_type),
         message_factory.GetMessageClass(descriptor.output_type),
     )
 
 
+def _streams(row: Row) -> bool:
+    return bool(_method(row.method).server_streaming)
+
+
 def _call_grpc(channel: grpc.Channel, row: Row, caller: User, ids: dict[str, str]) -> str:
     request_class, response_class = _message_classes(row.method)
     request = json_format.ParseDict(fill(row.request, ids), request_class())
-    call = channel.unary_unary(
-        row.method, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString
-    )
+    serializers = {
+        "request_serializer": request_class.SerializeToString,
+        "response_deserializer": response_class.FromString,
+    }
     try:
-        call(request, metadata=caller.metadata, timeout=10)
+        if _streams(row):
+            stream = channel.unary_stream(row.method, **serializers)(request, metadata=caller.metadata, timeout=10)
+            next(stream)  # the first message: the stream opened for this caller
+            stream.cancel()
+        else:
+            channel.unary_unary(row.method, **serializers)(request, metadata=caller.metadata, timeout=10)
     except grpc.RpcError as err:
         return GRPC_OUTCOME.get(err.code(), err.code().name)
     return "ok"
 
 
+def _call_grpc_web(http: httpx.Client, row: Row, caller: User, ids: dict[str, str]) -> str:
+    """The call as a browser makes it (application/grpc-web+proto through the gateway)."""
+    request_class, _ = _message_classes(row.method)
+    body = json_format.ParseDict(fill(row.request, ids), request_class()).SerializeToString()
+    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **caller.headers}
+    with http.stream("POST", row.method, content=struct.pack(">BI", 0, len(body)) + body, headers=headers) as reply:
+        status = reply.headers.get("grpc-status")  # a trailers-only answer
+        buffer = b""
+        for chunk in reply.iter_bytes():
+            buffer += chunk
+            while status is None and len(buffer) >= 5:
+                flag, length = struct.unpack(">BI", buffer[:5])
+                if len(buffer) < 5 + length:
+                    break
+                payload, buffer = buffer[5 : 5 + length], buffer[5 + length :]
+                if not flag & 0x80:
+                    if _streams(row):
+                        return "ok"  # the first message of an open stream
+                    continue
+                for line in payload.decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "grpc-status":
+                        status = value.strip()
+            if status is not None:
+                break
+    code = next(c for c in grpc.StatusCode if c.value[0] == int(status or 0))
+    return GRPC_OUTCOME.get(code, code.name)
+
+
 def _call_rest(http: httpx.Client, row: Row, caller: User, ids: dict[str, str]) -> str:
     verb, path = row.http.split(" ", 1)
     body = fill(row.body, ids) if row.body is not None else None
+    if _streams(row):
+        with http.stream(verb, fill(path, ids), headers=caller.headers) as reply:
+            if reply.status_code == 200:
+                # Server-Sent Events: an open stream's first event is its snapshot.
+                first = next((line for line in reply.iter_lines() if line.startswith("data:")), "")
+                return "ok" if first else "no event"
+            return HTTP_OUTCOME.get(reply.status_code, str(reply.status_code))
     reply = http.request(verb, fill(path, ids), json=body, headers=caller.headers)
     return HTTP_OUTCOME.get(reply.status_code, str(reply.status_code))
 
@@ -128,7 +181,7 @@ def _import_stubs() -> None:
     from aiorch.projects.v1 import projects_pb2_grpc  # noqa: F401, PLC0415
 
 
-@pytest.mark.parametrize("transport", ["grpc", "rest"])
+@pytest.mark.parametrize("transport", ["grpc", "grpc-web", "rest"])
 def test_every_rpc_answers_as_the_matrix_says_in_every_cell(
     transport: str,
     quiet_workers: None,
@@ -145,6 +198,8 @@ def test_every_rpc_answers_as_the_matrix_says_in_every_cell(
         for row in MATRIX:
             if transport == "grpc":
                 got = _call_grpc(gateway_channel, row, caller, ids)
+            elif transport == "grpc-web":
+                got = _call_grpc_web(http, row, caller, ids)
             else:
                 got = _call_rest(http, row, caller, ids)
             outcomes[got] += 1
