@@ -122,16 +122,29 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _gateway_stat(config: GatewayConfig, suffix: str) -> int:
+    """A counter or gauge of the gateway listener (`listener.0.0.0.0_<port>.<suffix>`) from the admin interface."""
+    name = f"listener.{config.listen_address}_{config.gateway_port}.{suffix}"
+    for line in httpx.get(f"http://127.0.0.1:{config.admin_port}/stats", params={"filter": name}).text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == name:
+            return int(value)
+    return 0
+
+
 def test_connections_past_the_cap_are_refused_and_monitoring_still_gets_through(
     pod_gateway: GatewayConfig, figures: Figures
 ) -> None:
     assert _answers(pod_gateway.gateway_port)
     held = [socket.create_connection(("127.0.0.1", pod_gateway.gateway_port)) for _ in range(MAX_CONNECTIONS)]
     try:
-        wait_until(lambda: not _answers(pod_gateway.gateway_port), 5, "the connection cap")
+        # Once Envoy has accepted every held connection, the next one is over the cap.
+        wait_until(lambda: _gateway_stat(pod_gateway, "downstream_cx_active") >= MAX_CONNECTIONS, 15, "the flood")
+        assert not _answers(pod_gateway.gateway_port)
+        assert _gateway_stat(pod_gateway, "downstream_global_cx_overflow") >= 1
         assert httpx.get(f"http://127.0.0.1:{pod_gateway.stats_port}/stats/prometheus").status_code == 200
     finally:
         for conn in held:
             conn.close()
-    wait_until(lambda: _answers(pod_gateway.gateway_port), 5, "a connection after the flood")
+    wait_until(lambda: _answers(pod_gateway.gateway_port), 15, "a connection after the flood")
     figures.add(f"{MAX_CONNECTIONS} idle connections fill the cap: the next is closed unanswered, stats still 200")
