@@ -115,17 +115,16 @@ def _streams(row: Row) -> bool:
 def _call_grpc(channel: grpc.Channel, row: Row, caller: User, ids: dict[str, str]) -> str:
     request_class, response_class = _message_classes(row.method)
     request = json_format.ParseDict(fill(row.request, ids), request_class())
-    serializers = {
-        "request_serializer": request_class.SerializeToString,
-        "response_deserializer": response_class.FromString,
-    }
+    encode, decode = request_class.SerializeToString, response_class.FromString
     try:
         if _streams(row):
-            stream = channel.unary_stream(row.method, **serializers)(request, metadata=caller.metadata, timeout=10)
+            stream: Any = channel.unary_stream(row.method, encode, decode)(
+                request, metadata=caller.metadata, timeout=10
+            )
             next(stream)  # the first message: the stream opened for this caller
             stream.cancel()
         else:
-            channel.unary_unary(row.method, **serializers)(request, metadata=caller.metadata, timeout=10)
+            channel.unary_unary(row.method, encode, decode)(request, metadata=caller.metadata, timeout=10)
     except grpc.RpcError as err:
         return GRPC_OUTCOME.get(err.code(), err.code().name)
     return "ok"
