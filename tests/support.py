@@ -6,6 +6,7 @@ never from a conftest.py or from another test module: tests/unit/test_test_layou
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -23,6 +24,8 @@ from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_p
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
+
+from services.common.peer import CLIENT_ADDRESS_HEADER
 
 if TYPE_CHECKING:
     from services.devstack.stack import LocalStack
@@ -71,6 +74,28 @@ class User:
         return {"authorization": f"Bearer {self.access}"}
 
 
+# Failed logins count per client address across the whole session's stack (AIORCH_LOGIN_MAX_FAILURES_PER_ADDRESS
+# within its window), so a test that fails logins on purpose does so from an address of its own.
+_ADDRESSES = itertools.count(1)
+
+
+def own_address() -> str:
+    """A client address no other test uses (TEST-NET-2, 198.51.100.0/24 is the login tests'; this is 198.18/15)."""
+    n = next(_ADDRESSES)
+    return f"198.18.{n // 250}.{n % 250 + 1}"
+
+
+def own_loopback() -> str:
+    """A loopback source address no other test uses, for failed logins through the gateway."""
+    n = next(_ADDRESSES)
+    return f"127.77.{n // 250}.{n % 250 + 1}"
+
+
+def gateway_client_from(gateway_url: str, source: str) -> httpx.Client:
+    """An HTTP client to the gateway whose connections come from the loopback address `source`."""
+    return httpx.Client(base_url=gateway_url, transport=httpx.HTTPTransport(local_address=source), timeout=10)
+
+
 def unique(prefix: str) -> str:
     """A name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -85,9 +110,11 @@ class Accounts:
         self.admin_password = admin_password
         self._admin: User | None = None
 
-    def login(self, username: str, password: str) -> tokens_pb2.TokenPair:
-        """A token pair for the credentials."""
-        return self.tokens.ObtainToken(tokens_pb2.ObtainTokenRequest(username=username, password=password))
+    def login(self, username: str, password: str, address: str = "") -> tokens_pb2.TokenPair:
+        """A token pair for the credentials; `address` is the client address the auth service counts it on."""
+        metadata = ((CLIENT_ADDRESS_HEADER, address),) if address else ()
+        request = tokens_pb2.ObtainTokenRequest(username=username, password=password)
+        return self.tokens.ObtainToken(request, metadata=metadata)
 
     @property
     def admin(self) -> User:

@@ -11,7 +11,7 @@ from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_p
 
 from services.devstack.stack import Endpoints
 from tests.security.token_forgeries import ATTACKS
-from tests.support import Accounts, User, unique
+from tests.support import Accounts, User, gateway_client_from, own_loopback, unique
 
 
 def login(http: httpx.Client, username: str, password: str, path: str = "/api/token/") -> httpx.Response:
@@ -44,19 +44,21 @@ def test_verify_answers_empty_200_or_401(http: httpx.Client, accounts: Accounts)
     assert http.post("/api/token/verify/", json={"token": "x.y.z"}).status_code == 401
 
 
-def test_wrong_password_is_401_with_a_json_error(http: httpx.Client) -> None:
-    reply = login(http, unique("nobody"), "not the password")
+def test_wrong_password_is_401_with_a_json_error(stack: Endpoints) -> None:
+    with gateway_client_from(stack.gateway_url, own_loopback()) as client:
+        reply = login(client, unique("nobody"), "not the password")
     assert reply.status_code == 401
     body = reply.json()
     assert body["code"] == 16
     assert "credentials" in body["message"]
 
 
-def test_throttled_login_is_429_with_retry_after(http: httpx.Client, accounts: Accounts) -> None:
+def test_throttled_login_is_429_with_retry_after(stack: Endpoints, accounts: Accounts) -> None:
     user = accounts.create("viewer")
-    for _ in range(5):
-        assert login(http, user.username, "wrong password").status_code == 401
-    locked = login(http, user.username, user.password)
+    with gateway_client_from(stack.gateway_url, own_loopback()) as client:
+        for _ in range(5):
+            assert login(client, user.username, "wrong password").status_code == 401
+        locked = login(client, user.username, user.password)
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) >= 1
     assert locked.json()["details"][0]["@type"].endswith("google.rpc.RetryInfo")

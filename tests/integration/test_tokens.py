@@ -12,7 +12,7 @@ from aiorch.auth.v1 import profiles_pb2, profiles_pb2_grpc, tokens_pb2, tokens_p
 
 from services.common.peer import CLIENT_ADDRESS_HEADER
 from services.devstack.stack import Endpoints
-from tests.support import TEST_SERVICE_ENV, Accounts, forge, unique
+from tests.support import TEST_SERVICE_ENV, Accounts, forge, own_address, unique
 
 Code = grpc.StatusCode
 
@@ -45,10 +45,11 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(
     accounts: Accounts, tokens: tokens_pb2_grpc.TokenServiceStub
 ) -> None:
     user = accounts.create("viewer")
+    address = own_address()
     with pytest.raises(grpc.RpcError) as wrong:
-        accounts.login(user.username, "not the password")
+        accounts.login(user.username, "not the password", address)
     with pytest.raises(grpc.RpcError) as unknown:
-        accounts.login(unique("ghost"), "not the password")
+        accounts.login(unique("ghost"), "not the password", address)
     assert wrong.value.code() is unknown.value.code() is Code.UNAUTHENTICATED
     assert wrong.value.details() == unknown.value.details()
 
@@ -114,7 +115,7 @@ def test_deactivated_user_cannot_log_in_refresh_or_verify(
     profiles = profiles_pb2_grpc.ProfileServiceStub(auth_channel)
     profiles.DeleteProfile(profiles_pb2.DeleteProfileRequest(id=user.id), metadata=accounts.admin.metadata)
     for attempt in (
-        lambda: accounts.login(user.username, user.password),
+        lambda: accounts.login(user.username, user.password, own_address()),
         lambda: refresh(tokens, user.refresh),
         lambda: verify(tokens, user.access),
     ):
@@ -125,13 +126,14 @@ def test_deactivated_user_cannot_log_in_refresh_or_verify(
 
 def test_repeated_failures_throttle_the_username_with_a_retry_hint(accounts: Accounts) -> None:
     user = accounts.create("viewer")
+    address = own_address()
     for _ in range(5):
         with pytest.raises(grpc.RpcError) as err:
-            accounts.login(user.username, "wrong password")
+            accounts.login(user.username, "wrong password", address)
         assert err.value.code() is Code.UNAUTHENTICATED
     # Locked: even the right password is refused until the window passes.
     with pytest.raises(grpc.RpcError) as locked:
-        accounts.login(user.username, user.password)
+        accounts.login(user.username, user.password, address)
     assert locked.value.code() is Code.RESOURCE_EXHAUSTED
     trailers = {item.key: item.value for item in locked.value.trailing_metadata() or ()}
     assert 1 <= int(trailers["retry-after"]) <= 60
