@@ -76,8 +76,10 @@ def job_message(view: JobView) -> jobs_pb2.Job:
     )
 
 
-# Bounded: a change is written to every watcher within moments of its arrival, then never again.
-@functools.lru_cache(maxsize=1024)
+# A change is written to every watcher within moments of its arrival, then never again: a few recent ones
+# cover the fan-out (a watcher that falls further behind converts again), and bound the memory the cache
+# holds to a few jobs' size (a job may weigh up to ~600 KB, services/common/field_limits.py).
+@functools.lru_cache(maxsize=32)
 def update_message(change: JobChange) -> jobs_pb2.JobUpdate:
     """One watch-stream message, built once per change however many streams it is written to."""
     return jobs_pb2.JobUpdate(job=job_message(change.view), log_lines=change.log_lines, version=change.view.version)

@@ -65,7 +65,8 @@ def test_watchers_that_never_read_are_ended_without_growing_the_jobs_service(cha
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         started = time.monotonic()
         for n in range(UPDATES):
-            description = f"{n:04d}" + "x" * (UPDATE_BYTES - 4)
+            # Four-byte characters: 16 KiB of UTF-8 in about 4,100 characters, within the description's limit.
+            description = f"{n:04d}" + "\U0001f600" * ((UPDATE_BYTES - 4) // 4)
             stub.UpdateJob(
                 jobs_pb2.UpdateJobRequest(id=job["id"], description=description), metadata=editor.metadata, timeout=10
             )
