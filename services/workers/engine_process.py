@@ -39,6 +39,8 @@ MIB = 1024 * 1024
 # How often the parent reads the child's memory; an allocation faster than this overshoots by what it
 # allocates in one interval, so the ceiling is a watchdog, not a hard wall.
 MEMORY_POLL_SECONDS = 0.1
+# An idle engine process holding more than this share of its ceiling is replaced after its job.
+RECYCLE_FRACTION = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
@@ -156,7 +158,11 @@ class EngineProcess:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._stop: Event | None = None
-        self.peak_rss = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None before the first job or after a kill."""
+        return None if self._process is None else self._process.pid
 
     @property
     def job_type(self) -> str:
@@ -181,6 +187,15 @@ class EngineProcess:
         self._process, self._conn, self._stop = process, parent_end, stop
         log.info("engine process started", job_type=self.job_type, pid=process.pid)
         return process, parent_end, stop
+
+    def resident_bytes(self) -> int:
+        """Resident memory of the child and its descendants now; 0 without a child."""
+        if self._process is None or self._process.pid is None:
+            return 0
+        try:
+            return tree_rss(psutil.Process(self._process.pid))
+        except psutil.Error:
+            return 0
 
     def close(self) -> None:
         """Kill the child (if any) and forget it; the next job starts a new one."""
@@ -250,7 +265,11 @@ class EngineProcess:
                     reply.set_exception(message.error)
         except (EOFError, OSError):
             if not reply.done():
-                code = self._process.exitcode if self._process is not None else None
+                code = None
+                if self._process is not None:
+                    # The pipe ends as the child dies; reaping it (a moment later) tells how it ended.
+                    self._process.join(1.0)
+                    code = self._process.exitcode
                 reply.set_exception(EngineProcessDied(f"the {self.job_type} engine process ended (exit code {code})"))
 
     async def _watch_memory(self, process: BaseProcess) -> None:
@@ -262,7 +281,6 @@ class EngineProcess:
             return
         while True:
             rss = await asyncio.to_thread(tree_rss, watched)
-            self.peak_rss = max(self.peak_rss, rss)
             if rss > self._limit:
                 log.warning(
                     "engine passed its memory ceiling",
@@ -284,11 +302,6 @@ class EnginePool:
         self._idle: list[EngineProcess] = []
         self._busy: set[EngineProcess] = set()
 
-    @property
-    def memory_limit_bytes(self) -> int:
-        """The ceiling of each engine process."""
-        return self._limit
-
     def warm_up(self) -> None:
         """Start one child now, so that the first job does not wait for the engine's imports."""
         if not self._idle and not self._busy:
@@ -304,6 +317,10 @@ class EnginePool:
             return await process.run(params, inputs, ctx, stop)
         finally:
             self._busy.discard(process)
+            # Memory a big job freed often stays with the process (allocator arenas, caches): an idle
+            # process that kept much of its ceiling is replaced rather than held on to.
+            if await asyncio.to_thread(process.resident_bytes) > self._limit * RECYCLE_FRACTION:
+                process.close()
             self._idle.append(process)
 
     def close(self) -> None:
