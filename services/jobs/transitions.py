@@ -26,8 +26,12 @@ def new_grant() -> str:
 
 
 def holds_grant(job: Job, grant: str) -> bool:
-    """True when an event proves it comes from a holder of the current attempt's dispatch."""
-    return bool(job.dispatch_grant) and hmac.compare_digest(job.dispatch_grant.encode(), grant.encode())
+    """True when an event proves it comes from a holder of the current attempt's dispatch.
+
+    A job dispatched before grants existed (migration 0004) has none, and neither have its workers' events:
+    they are accepted, so an upgrade strands no job; every attempt dispatched since carries a grant.
+    """
+    return hmac.compare_digest(job.dispatch_grant.encode(), grant.encode())
 
 
 def touch(job: Job, now: datetime | None = None) -> None:

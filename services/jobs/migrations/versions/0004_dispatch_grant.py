@@ -14,8 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Jobs dispatched before this revision have no grant; their events are refused and the reaper or a
-    # retry ends them, as for a lost worker.
+    # Jobs dispatched before this revision keep an empty grant, which their workers' grant-less events match
+    # (transitions.holds_grant): an upgrade strands no job. Every attempt dispatched afterwards has one.
     op.add_column(
         "jobs",
         sa.Column("dispatch_grant", sa.String(length=64), nullable=False, server_default=""),
