@@ -19,7 +19,7 @@ from tests.deploy.manifests import (
 pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl is not installed: the manifests cannot be rendered")
 
 # Cluster-scoped kinds; everything else must land in the aiorch namespace.
-CLUSTER_SCOPED = {"Namespace"}
+CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
 
 
 @pytest.mark.parametrize("target", TARGETS)
