@@ -16,6 +16,7 @@ from services.common.logging import get_logger
 from services.common.metrics import serve_metrics
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
+from services.workers.container_memory import container_memory_limit
 from services.workers.engines.registry import create_engine, parse_engine_overrides, parse_job_types
 from services.workers.input_limits import InputLimits
 from services.workers.inputs import UrlPolicy, parse_networks
@@ -57,6 +58,8 @@ def runtime_config(settings: WorkerSettings) -> RuntimeConfig:
         memory_limit_mib=settings.worker_engine_memory_mib,
         # Same TYPE=NUMBER form as the time limits, in MiB.
         memory_limits_mib=parse_time_limits(settings.worker_engine_memory_mib_by_type),
+        container_memory_bytes=container_memory_limit(),
+        engine_processes=len(parse_job_types(settings.worker_types)) * settings.worker_concurrency,
     )
 
 

@@ -24,6 +24,7 @@ from services.common.logging import get_logger
 from services.workers import metrics
 from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import CancelFlags
+from services.workers.container_memory import fit_ceiling
 from services.workers.context import RunContext
 from services.workers.engine_process import MIB, EnginePool
 from services.workers.engines.base import BadInput, Cancelled, Engine, EngineResult
@@ -68,10 +69,14 @@ class RuntimeConfig:
     stop_grace_seconds: float = STOP_GRACE_SECONDS
     memory_limit_mib: float = DEFAULT_MEMORY_LIMIT_MIB
     memory_limits_mib: dict[str, float] = field(default_factory=dict)
+    # The container's memory limit (None: none) and how many engine processes may run in it at once.
+    container_memory_bytes: int | None = None
+    engine_processes: int = 1
 
     def memory_limit_bytes(self, job_type: str) -> int:
-        """The memory ceiling of one engine process of `job_type`."""
-        return int(self.memory_limits_mib.get(job_type.upper(), self.memory_limit_mib) * MIB)
+        """The memory ceiling of one engine process of `job_type`, kept under the container's share."""
+        configured = int(self.memory_limits_mib.get(job_type.upper(), self.memory_limit_mib) * MIB)
+        return fit_ceiling(configured, self.engine_processes, self.container_memory_bytes)
 
 
 class JobRunner:
@@ -95,6 +100,10 @@ class JobRunner:
         }
         for pool in self._pools.values():
             pool.warm_up()
+        log.info(
+            "engine memory ceilings",
+            ceilings_mib={job_type: config.memory_limit_bytes(job_type) // MIB for job_type in engines},
+        )
         self._running: set[StopFlag] = set()
 
     @property
