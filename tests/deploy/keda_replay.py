@@ -173,20 +173,20 @@ class _Autoscaler:
             self.changes.append((now, change))
 
     def _scale_up_limit(self, now: float, current: int) -> int:
-        limits = []
+        limits: list[int] = []
         for policy in self.scaling.scale_up["policies"]:
             added = sum(c for t, c in self.changes if c > 0 and now - t < policy["periodSeconds"])
             start = current - added
-            step = policy["value"] if policy["type"] == "Pods" else math.ceil(start * policy["value"] / 100)
+            step = int(policy["value"]) if policy["type"] == "Pods" else math.ceil(start * policy["value"] / 100)
             limits.append(start + step)
         return max(limits) if self.scaling.scale_up["selectPolicy"] == "Max" else min(limits)
 
     def _scale_down_limit(self, now: float, current: int) -> int:
-        limits = []
+        limits: list[int] = []
         for policy in self.scaling.scale_down["policies"]:
             removed = -sum(c for t, c in self.changes if c < 0 and now - t < policy["periodSeconds"])
             start = current + removed
-            step = policy["value"] if policy["type"] == "Pods" else math.floor(start * policy["value"] / 100)
+            step = int(policy["value"]) if policy["type"] == "Pods" else math.floor(start * policy["value"] / 100)
             limits.append(start - step)
         return min(limits) if self.scaling.scale_down["selectPolicy"] == "Max" else max(limits)
 
