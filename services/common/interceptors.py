@@ -103,10 +103,10 @@ def _wrap(handler: Handler, method: str, around: Around) -> Handler:
     )
 
 
-class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Base: subclasses give `around`; handlers of other interceptors' services pass through."""
+class _HandlerInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Base: subclasses give `wrap`, which returns a handler like the given one; unknown methods pass through."""
 
-    def around(self, call: Call, context: Context) -> AbstractAsyncContextManager[None]:
+    def wrap(self, handler: Handler, call: Call) -> Handler:
         raise NotImplementedError
 
     async def intercept_service(
@@ -117,14 +117,24 @@ class _AroundInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, handler_call_details.method, self.around)
+        return self.wrap(handler, Call(handler_call_details.method, _rpc_type(handler)))
+
+
+class _AroundInterceptor(_HandlerInterceptor):
+    """Base: subclasses give `around`, an async context manager the call's behavior runs inside."""
+
+    def around(self, call: Call, context: Context) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    def wrap(self, handler: Handler, call: Call) -> Handler:
+        return _wrap(handler, call.method, self.around)
 
 
 RequestCheck = Callable[[Call, Message, Context], None]
 """Raises a domain error to refuse a request message before the handler sees it."""
 
 
-class RequestCheckInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+class RequestCheckInterceptor(_HandlerInterceptor):
     """Runs every check on every request message: a unary request before the handler, each message of a
     client stream as the handler reads it. Placed after the error interceptor, so a refusal becomes a status
     like any domain error.
@@ -133,15 +143,8 @@ class RequestCheckInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, checks: Sequence[RequestCheck]) -> None:
         self._checks = tuple(checks)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        return _checking(handler, Call(handler_call_details.method, _rpc_type(handler)), self._checks)
+    def wrap(self, handler: Handler, call: Call) -> Handler:
+        return _checking(handler, call, self._checks)
 
 
 def _checking(handler: Handler, call: Call, checks: tuple[RequestCheck, ...]) -> Handler:
