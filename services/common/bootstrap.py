@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from services.common import messaging
 from services.common.config import ServiceSettings
 from services.common.db import Database, make_engine
+from services.common.migrations import wait_for_schema
 from services.common.outbox import OutboxRelay
 from services.common.revocations import RevocationView
 from services.common.server import ServiceApp, Servicer
@@ -39,6 +40,8 @@ class ServiceCore:
     async def start(cls, name: str, settings: ServiceSettings, outbox: Table) -> ServiceCore:
         """Connect to the database and to NATS as the service's own user, and make what the service writes."""
         db = Database(make_engine(settings.database_url, settings.db_pool_size))
+        # Before anything serves: a release must not run on a schema older than its migrations.
+        await wait_for_schema(name, db.engine, settings.schema_wait_seconds)
         nc = await messaging.connect(
             settings.nats_url, name, settings.nats_user, settings.nats_password.get_secret_value()
         )

@@ -63,6 +63,11 @@ class ServiceSettings(ProcessSettings):
     jwt_issuer: str = Field(default="aiorch", description="`iss` claim of tokens.")
     jwt_audience: str = Field(default="aiorch", description="`aud` claim of tokens.")
     db_pool_size: int = Field(default=10, description="Database connections kept per process.")
+    schema_wait_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="How long a service waits at start for its schema to reach this release's migrations, then exits.",
+    )
     outbox_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the outbox relay looks for rows a commit's hand-off missed."
     )
