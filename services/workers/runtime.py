@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from services.common.blobs import BlobStore
 from services.common.job_params import JobParams
 from services.common.logging import get_logger
-from services.workers import metrics
+from services.workers import worker_metrics
 from services.workers.assignment import Assignment, BadAssignment
 from services.workers.cancel import CancelFlags
 from services.workers.container_memory import fit_ceiling
@@ -135,7 +135,7 @@ class JobRunner:
         try:
             outcome = await self._deliver(msg, job, delivery, events)
             await self._finish(msg, job, events, outcome)
-            metrics.JOBS.labels(job.job_type, _outcome_label(outcome)).inc()
+            worker_metrics.JOBS.labels(job.job_type, _outcome_label(outcome)).inc()
             bound.info("delivery handled", outcome=_outcome_label(outcome))
         except EventPublishError as exc:
             bound.error("events could not be published; the job goes back to the queue", error=str(exc))
@@ -154,12 +154,12 @@ class JobRunner:
         # The jobs service learns the limit, so it can fail the job if this worker dies and none takes over.
         await events.started(time_limit)
         if delivery == 1:
-            metrics.observe_queue_wait(job.job_type, job.created_at, datetime.now(UTC))
+            worker_metrics.observe_queue_wait(job.job_type, job.created_at, datetime.now(UTC))
         stop = StopFlag()
         self._running.add(stop)
         try:
             with (
-                metrics.running(job.job_type),
+                worker_metrics.running(job.job_type),
                 tempfile.TemporaryDirectory(prefix="aiorch-job-", ignore_cleanup_errors=True) as work,
             ):
                 async with (

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 import services.common.metrics
 import services.common.outbox
 import services.jobs.job_metrics
-import services.workers.metrics
+import services.workers.worker_metrics
 from tests.observability_config import (
     DASHBOARD,
     ENVOY_METRICS,
@@ -222,4 +222,4 @@ def test_metric_names_are_found_in_promql() -> None:
 
 
 # Keep the imports above: they register the metrics exported_metric_names() reads.
-_ = (services.common.metrics, services.common.outbox, services.jobs.job_metrics, services.workers.metrics)
+_ = (services.common.metrics, services.common.outbox, services.jobs.job_metrics, services.workers.worker_metrics)
