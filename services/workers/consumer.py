@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -47,6 +48,10 @@ class TypeConsumer:
         self._runner = runner
         self._concurrency = concurrency
         self.in_flight: set[asyncio.Task[None]] = set()
+        # When the fetch loop last came round (a fetch answered, with a message or none), and whether it
+        # now waits because every slot is busy: what the worker's /healthz reads (services/workers/liveness.py).
+        self.last_round = time.monotonic()
+        self.saturated = False
 
     async def open(self) -> None:
         """Create the durable, or update it to this config (the server creates or updates in one call)."""
@@ -71,7 +76,10 @@ class TypeConsumer:
             while not stopping.is_set():
                 free = self._concurrency - len(self.in_flight)
                 if free <= 0:
+                    self.saturated = True
                     await asyncio.wait({*self.in_flight, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    self.saturated = False
+                    self.last_round = time.monotonic()
                     continue
                 try:
                     # One at a time: nats-py holds a batch fetch open until the batch fills or the timeout
@@ -79,11 +87,13 @@ class TypeConsumer:
                     messages = await self._sub.fetch(batch=1, timeout=FETCH_TIMEOUT_SECONDS)
                 except (nats.errors.TimeoutError, TimeoutError):
                     # nats-py's fetch raises either its own TimeoutError or asyncio's when nothing arrives.
+                    self.last_round = time.monotonic()
                     continue
                 except (nats.errors.Error, OSError) as exc:
                     log.warning("fetch failed; trying again", consumer=self._config.durable_name, error=str(exc))
                     await asyncio.sleep(FETCH_TIMEOUT_SECONDS)
                     continue
+                self.last_round = time.monotonic()
                 for msg in messages:
                     self._start(msg)
         finally:

@@ -13,13 +13,14 @@ from services.common.collector import settle_garbage_collector
 from services.common.config import WorkerSettings
 from services.common.job_types import NAMES as JOB_TYPE_NAMES
 from services.common.logging import get_logger
-from services.common.metrics import serve_metrics
+from services.common.metrics_server import serve_metrics_and_health
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
 from services.workers.container_memory import container_memory_limit
 from services.workers.engines.registry import create_engine, parse_engine_overrides, parse_job_types
 from services.workers.input_limits import InputLimits
 from services.workers.inputs import UrlPolicy, parse_networks
+from services.workers.liveness import WorkerLiveness
 from services.workers.runtime import JobRunner, RuntimeConfig
 from services.workers.timelimit import parse_time_limits
 
@@ -83,7 +84,10 @@ async def run_workers(settings: WorkerSettings) -> None:
     overrides = parse_engine_overrides(settings.worker_engines)
     engines = {job_type: create_engine(job_type, overrides) for job_type in job_types}
     store = open_blob_store(settings)
-    serve_metrics(settings.metrics_port, settings.metrics_host)
+    liveness = WorkerLiveness()
+    if settings.metrics_port:
+        # /healthz beside /metrics: the pod's probes ask whether the consumers still fetch.
+        serve_metrics_and_health(settings.metrics_port, settings.metrics_host, liveness.problem)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,6 +125,7 @@ async def run_workers(settings: WorkerSettings) -> None:
             await consumer.open()
         log.info("worker ready", worker_id=config.worker_id, types=job_types, concurrency=settings.worker_concurrency)
         settle_garbage_collector()
+        liveness.running(consumers)
         await asyncio.gather(*(consumer.run(stopping) for consumer in consumers))
 
         in_flight = {task for consumer in consumers for task in consumer.in_flight}
