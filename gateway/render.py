@@ -108,6 +108,20 @@ class GatewayLimits:
 
 
 @dataclass(frozen=True)
+class GatewayTls:
+    """TLS on the public listener, from a certificate and key on disk (a Secret such as cert-manager writes)."""
+
+    cert_file: Path
+    key_file: Path
+    # A plain-HTTP listener that only redirects to https (0: none).
+    redirect_port: int = 0
+    # The port clients reach the TLS listener on (the Service's, not the container's): redirects point there.
+    public_port: int = 443
+    # Strict-Transport-Security on every answer: browsers then refuse plain HTTP to this host for a year.
+    hsts_max_age_seconds: int = 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the template needs."""
 
@@ -127,6 +141,8 @@ class GatewayConfig:
     # The listener that serves only /stats/prometheus and /ready from the admin interface; 0 = none.
     stats_port: int = 0
     stats_address: str = "0.0.0.0"  # noqa: S104 - Prometheus and the kubelet reach it on the pod address
+    # None: the listener speaks plain HTTP (the local stack, or TLS ended in front of Envoy).
+    tls: GatewayTls | None = None
 
 
 def upstream(name: str, host: str, port: int) -> Upstream:
@@ -255,6 +271,19 @@ def _routes(upstreams: list[Upstream], sites: list[StaticSite], limits: GatewayL
     return "\n".join(lines)
 
 
+# Active gRPC health checks of each service pod. A stopping service answers NOT_SERVING for its
+# AIORCH_DRAIN_DELAY_SECONDS before it refuses calls; Envoy must have taken it out by then, which takes
+# at most UNHEALTHY_THRESHOLD checks (the first may start a whole interval late), each up to its timeout.
+HEALTH_CHECK_INTERVAL_SECONDS = 2.0
+HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
+UNHEALTHY_THRESHOLD = 2
+
+
+def unhealthy_within_seconds() -> float:
+    """The longest a pod that turned NOT_SERVING still gets new calls from Envoy."""
+    return UNHEALTHY_THRESHOLD * HEALTH_CHECK_INTERVAL_SECONDS + HEALTH_CHECK_TIMEOUT_SECONDS
+
+
 def _clusters(upstreams: list[Upstream]) -> str:
     blocks = []
     for up in upstreams:
@@ -273,10 +302,10 @@ def _clusters(upstreams: list[Upstream]) -> str:
       thresholds:
       - retry_budget: {{budget_percent: {{value: 20.0}}, min_retry_concurrency: 10}}
     health_checks:
-    - timeout: 1s
-      interval: 5s
+    - timeout: {_seconds(HEALTH_CHECK_TIMEOUT_SECONDS)}
+      interval: {_seconds(HEALTH_CHECK_INTERVAL_SECONDS)}
       no_traffic_interval: 2s
-      unhealthy_threshold: 3
+      unhealthy_threshold: {UNHEALTHY_THRESHOLD}
       healthy_threshold: 1
       grpc_health_check: {{}}
     load_assignment:
@@ -331,6 +360,72 @@ def _stats_listener(config: GatewayConfig) -> str:
 """
 
 
+def _transport_socket(tls: GatewayTls | None) -> str:
+    """The public filter chain's TLS settings (ALPN h2 first, so gRPC clients get HTTP/2), or nothing."""
+    if tls is None:
+        return ""
+    return f"""      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_params: {{tls_minimum_protocol_version: TLSv1_2}}
+            tls_certificates:
+            - certificate_chain: {{filename: {json.dumps(str(tls.cert_file))}}}
+              private_key: {{filename: {json.dumps(str(tls.key_file))}}}
+"""
+
+
+def _response_headers(tls: GatewayTls | None) -> str:
+    """HSTS on every answer once the listener speaks TLS, as the first filter: Envoy's own replies (a refused
+    token, a 413) pass back through it too, which a route's response_headers_to_add would miss."""
+    if tls is None:
+        return ""
+    return f"""          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                response_mutations:
+                - append:
+                    header:
+                      key: strict-transport-security
+                      value: "max-age={tls.hsts_max_age_seconds}; includeSubDomains"
+                    append_action: OVERWRITE_IF_EXISTS_OR_ADD
+"""
+
+
+def _redirect_listener(config: GatewayConfig) -> str:
+    """A plain-HTTP listener that answers every request with a permanent redirect to the TLS listener."""
+    tls = config.tls
+    if tls is None or not tls.redirect_port:
+        return ""
+    # Envoy leaves the default port out of the Location header, so 443 gives https://host/path.
+    return f"""  - name: http_redirect
+    address:
+      socket_address: {{address: {config.listen_address}, port_value: {tls.redirect_port}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http_redirect
+          request_headers_timeout: {_seconds(config.limits.request_headers_timeout_seconds)}
+          route_config:
+            name: http_redirect
+            virtual_hosts:
+            - name: http_redirect
+              domains: ["*"]
+              routes:
+              - match: {{prefix: /}}
+                redirect: {{https_redirect: true, port_redirect: {tls.public_port}, response_code: PERMANENT_REDIRECT}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
 def _admin_cluster(config: GatewayConfig) -> str:
     if not config.stats_port:
         return ""
@@ -365,7 +460,9 @@ def render(config: GatewayConfig) -> str:
         routes=_routes(config.upstreams, config.static_sites, limits),
         max_static_file_bytes=MAX_STATIC_FILE_BYTES,
         clusters=_clusters(config.upstreams) + _admin_cluster(config),
-        stats_listener=_stats_listener(config),
+        stats_listener=_stats_listener(config) + _redirect_listener(config),
+        transport_socket=_transport_socket(config.tls),
+        response_headers=_response_headers(config.tls),
         client_address_header=CLIENT_ADDRESS_HEADER,
         trusted_hops=config.trusted_hops,
         max_json_body_bytes=limits.max_json_body_bytes,
@@ -388,12 +485,23 @@ def limits_from_env(env: Mapping[str, str]) -> GatewayLimits:
     return replace(default, **values)
 
 
-def main() -> None:
-    """Render from AIORCH_GATEWAY_* variables (the gateway image's entry point)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    env = os.environ
+def tls_from_env(env: Mapping[str, str]) -> GatewayTls | None:
+    """GatewayTls from AIORCH_GATEWAY_TLS_* variables; None (plain HTTP) unless a certificate file is set."""
+    cert = env.get("AIORCH_GATEWAY_TLS_CERT_FILE", "")
+    if not cert:
+        return None
+    default = GatewayTls(Path(cert), Path())
+    return GatewayTls(
+        cert_file=Path(cert),
+        key_file=Path(env.get("AIORCH_GATEWAY_TLS_KEY_FILE", str(Path(cert).with_name("tls.key")))),
+        redirect_port=int(env.get("AIORCH_GATEWAY_HTTP_REDIRECT_PORT", "0")),
+        public_port=int(env.get("AIORCH_GATEWAY_HTTPS_PUBLIC_PORT", str(default.public_port))),
+        hsts_max_age_seconds=int(env.get("AIORCH_GATEWAY_HSTS_MAX_AGE_SECONDS", str(default.hsts_max_age_seconds))),
+    )
+
+
+def config_from_env(env: Mapping[str, str]) -> GatewayConfig:
+    """The GatewayConfig that AIORCH_GATEWAY_* (and AIORCH_JWT_*) variables describe."""
     ups = [
         upstream(
             name,
@@ -402,7 +510,7 @@ def main() -> None:
         )
         for name in KNOWN_UPSTREAMS
     ]
-    config = GatewayConfig(
+    return GatewayConfig(
         gateway_port=int(env.get("AIORCH_GATEWAY_PORT", "8080")),
         admin_port=int(env.get("AIORCH_GATEWAY_ADMIN_PORT", "9901")),
         descriptor_path=Path(env.get("AIORCH_GATEWAY_DESCRIPTOR", "/etc/aiorch/descriptor.pb")),
@@ -415,8 +523,16 @@ def main() -> None:
         limits=limits_from_env(env),
         trusted_hops=int(env.get("AIORCH_GATEWAY_TRUSTED_HOPS", "0")),
         stats_port=int(env.get("AIORCH_GATEWAY_STATS_PORT", "0")),
+        tls=tls_from_env(env),
     )
-    args.out.write_text(render(config))
+
+
+def main() -> None:
+    """Render from AIORCH_GATEWAY_* variables (the gateway image's entry point)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.write_text(render(config_from_env(os.environ)))
 
 
 if __name__ == "__main__":

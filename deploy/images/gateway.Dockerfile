@@ -58,8 +58,8 @@ COPY --from=build /opt/gateway/descriptor.pb /etc/aiorch/descriptor.pb
 COPY --from=console /src/build/web/console /srv/web/console
 COPY --from=build /src/build/web/api/openapi.json /srv/web/api/openapi.json
 COPY --from=api-docs /src/build/web/api/docs /srv/web/api/docs
-# render.py needs only the standard library.
-COPY gateway/__init__.py gateway/render.py gateway/envoy.yaml.tmpl /opt/gateway/gateway/
+# render.py and drain.py (the preStop hook) need only the standard library.
+COPY gateway/__init__.py gateway/render.py gateway/drain.py gateway/envoy.yaml.tmpl /opt/gateway/gateway/
 COPY deploy/images/gateway-entrypoint.sh /usr/local/bin/gateway-entrypoint
 ENV PYTHONPATH=/opt/gateway PYTHONDONTWRITEBYTECODE=1 \
     AIORCH_GATEWAY_DESCRIPTOR=/etc/aiorch/descriptor.pb \

@@ -33,6 +33,7 @@ CRD_KINDS = {
     ("postgresql.cnpg.io/v1", "Pooler"),
     ("postgresql.cnpg.io/v1", "ScheduledBackup"),
     ("barmancloud.cnpg.io/v1", "ObjectStore"),
+    ("cert-manager.io/v1", "Certificate"),
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 

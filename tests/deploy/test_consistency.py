@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from gateway import render as gateway_render
 from services.common import config, messaging, nats_permissions
+from services.common.metrics_server import HEALTH_PATH
 from services.workers.engines.registry import ENGINES
 from services.workers.main import HAND_BACK_SECONDS
 from tests.deploy.manifests import (
@@ -149,11 +150,17 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
     listen, stats = int(setting("AIORCH_GATEWAY_PORT")), int(setting("AIORCH_GATEWAY_STATS_PORT"))
     # The admin interface binds loopback and is no container port; probes and Prometheus use the stats listener.
     assert stats, "probes and Prometheus need the stats listener"
-    assert c.ports() == {"http": listen, "stats": stats}
+    # With TLS (prod) the listener is `https` and `http` only redirects to it (tests/deploy/test_gateway_tls.py).
+    public = (
+        {"https": listen, "http": int(setting("AIORCH_GATEWAY_HTTP_REDIRECT_PORT"))}
+        if c.value(docs, "AIORCH_GATEWAY_TLS_CERT_FILE")
+        else {"http": listen}
+    )
+    assert c.ports() == {**public, "stats": stats}
     assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "stats"}
     assert "livenessProbe" in spec
     svc = named(docs, "Service", "gateway")
-    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"], "the stats port stays off the Service"
+    assert sorted(p["targetPort"] for p in svc["spec"]["ports"]) == sorted(public), "the stats port stays off"
     # Each upstream is a Service of the manifests, on the port that service listens on.
     for name in gateway_render.KNOWN_UPSTREAMS:
         host = c.value(docs, f"AIORCH_GATEWAY_{name.upper()}_HOST") or name
@@ -285,8 +292,10 @@ def test_one_worker_deployment_per_job_type(target: str) -> None:
         assert "grpc" not in c.ports(), "workers serve no gRPC"
         metrics_port = int_setting(c, docs, "AIORCH_METRICS_PORT", config.ProcessSettings().metrics_port)
         assert c.ports() == {"metrics": metrics_port}
-        for probe in ("readinessProbe", "livenessProbe"):
-            assert c.spec[probe]["tcpSocket"]["port"] in ("metrics", metrics_port)
+        # /healthz on the metrics port says whether the consumers still fetch (services/workers/liveness.py).
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c.spec[probe]["httpGet"]["port"] in ("metrics", metrics_port)
+            assert c.spec[probe]["httpGet"]["path"] == HEALTH_PATH
 
 
 def test_prod_gpu_pools_request_gpus_and_land_on_gpu_nodes() -> None:
@@ -475,7 +484,8 @@ def test_network_policies_deny_by_default_and_open_only_the_gateway(target: str)
         for port in rule["ports"]
     }
     (spec,) = pod_spec(gateway)["containers"]
-    assert open_ports == {Container(gateway, spec).ports()["http"]}, "only the gateway's listener is public"
+    listeners = {port for name, port in Container(gateway, spec).ports().items() if name != "stats"}
+    assert open_ports == listeners, "only the gateway's listeners are public"
 
 
 @pytest.mark.parametrize("target", TARGETS)
