@@ -67,10 +67,21 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def previous_key_files(previous: str) -> list[Path]:
+    """The files of AIORCH_JWT_PREVIOUS_PUBLIC_KEY_FILES: comma-separated PEM files or folders.
+
+    A folder stands for every ``*.pem`` file in it, none when empty: Kubernetes mounts an optional Secret of
+    previous keys as a folder that is empty until the Secret exists, so no rotation needs a manifest change.
+    """
+    files: list[Path] = []
+    for entry in (Path(p.strip()) for p in previous.split(",") if p.strip()):
+        files += sorted(entry.glob("*.pem")) if entry.is_dir() else [entry]
+    return files
+
+
 def load_public_keys(path: Path, previous: str = "") -> list[Ed25519PublicKey]:
-    """The current public key and any previous ones (comma-separated files) still accepted during a rotation."""
-    extra = [Path(p.strip()) for p in previous.split(",") if p.strip()]
-    return [load_public_key(path), *(load_public_key(p) for p in extra)]
+    """The current public key and any previous ones (files or folders) still accepted during a rotation."""
+    return [load_public_key(path), *(load_public_key(p) for p in previous_key_files(previous))]
 
 
 class TokenVerifier:
