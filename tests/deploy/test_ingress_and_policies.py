@@ -8,8 +8,10 @@ the prod gateway itself.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from pathlib import PurePosixPath
+import subprocess
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -17,6 +19,8 @@ from gateway import render as gateway_render
 from services.common import config
 from tests.deploy.manifests import (
     IMAGES,
+    K8S,
+    ROOT,
     TARGETS,
     WORKLOAD_KINDS,
     Container,
@@ -332,3 +336,51 @@ def test_every_service_mounts_the_optional_previous_signing_keys(target: str) ->
         assert folder, f"{c.name}: no previous keys during a rotation"
         (source,) = c.mounts()[folder]["volume"]["projected"]["sources"]
         assert source["secret"] == {"name": "aiorch-jwt-previous", "optional": True}
+
+
+# ---- the procedures docs/operations.md gives -----------------------------------------------------------
+
+
+def _documented_patches(section: str) -> list[Manifest]:
+    """The kustomize `patches` of the YAML example under a docs/operations.md heading."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    body = text.split(f"### {section}\n", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", body, re.DOTALL)
+    patches: list[Manifest] = yaml.safe_load(block)["patches"]
+    return patches
+
+
+def _render_prod_with(patches: list[Manifest], folder: Path) -> tuple[Manifest, ...]:
+    """Prod with an overlay of `patches` on top, as an operator's own overlay would add them."""
+    (folder / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [os.path.relpath(K8S / PROD, folder)], "patches": patches})
+    )
+    result = subprocess.run(
+        [str(kubectl()), "kustomize", str(folder)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def test_the_documented_in_cluster_store_patch_keeps_workers_off_other_private_addresses(tmp_path: Path) -> None:
+    docs = _render_prod_with(_documented_patches("Network policies"), tmp_path)
+    policy = named(docs, "NetworkPolicy", "blob-store-s3")
+    (rule,) = policy["spec"]["egress"]
+    (peer,) = rule["to"]
+    # One namespace's pods with one label, no address block: no other private address is reachable.
+    assert set(peer) == {"namespaceSelector", "podSelector"}
+    assert list(peer["namespaceSelector"]["matchLabels"]) == ["kubernetes.io/metadata.name"]
+    assert peer["podSelector"]["matchLabels"]
+    assert [p["port"] for p in rule["ports"]] == [9000]
+
+
+def test_the_documented_identity_patch_reaches_only_the_blob_clients(tmp_path: Path) -> None:
+    docs = _render_prod_with(_documented_patches("Workload identity and pod security"), tmp_path)
+    annotated = {a["metadata"]["name"] for a in of_kind(docs, "ServiceAccount") if a["metadata"].get("annotations")}
+    blob_clients = {
+        w["spec"]["template"]["spec"]["serviceAccountName"]
+        for w in of_kind(docs, "Deployment")
+        if pod_labels(w).get("aiorch.io/blob-client") == "true"
+    }
+    assert annotated == blob_clients
+    assert "jobs" in annotated and "auth" not in annotated and "gateway" not in annotated
