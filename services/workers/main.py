@@ -125,7 +125,7 @@ async def run_workers(settings: WorkerSettings) -> None:
             await consumer.open()
         log.info("worker ready", worker_id=config.worker_id, types=job_types, concurrency=settings.worker_concurrency)
         settle_garbage_collector()
-        liveness.running(consumers)
+        liveness.running(consumers, lambda: nc.is_connected)
         await asyncio.gather(*(consumer.run(stopping) for consumer in consumers))
 
         in_flight = {task for consumer in consumers for task in consumer.in_flight}
