@@ -21,17 +21,19 @@ help: ## List the targets
 
 # Debian packages: Apertium and its English-Spanish pair (dubbing's translation), Prometheus
 # (promtool checks the alert rules; the observability test scrapes the local stack with it), and Chromium
-# (the console's browser tests drive it with Playwright; no browser is ever downloaded), and wrk (the
-# benchmarks' HTTP load generator).
+# (the console's browser tests drive it with Playwright; no browser is ever downloaded), wrk (the
+# benchmarks' HTTP load generator) and alsa-utils (its real human speech recordings under
+# /usr/share/sounds/alsa feed the media-bomb tests).
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
 	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null \
-		&& command -v chromium >/dev/null && command -v wrk >/dev/null; then :; \
+		&& command -v chromium >/dev/null && command -v wrk >/dev/null \
+		&& [ -f /usr/share/sounds/alsa/Front_Center.wav ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			apertium apertium-eng-spa prometheus chromium wrk; \
-	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus, chromium and wrk (sudo apt-get install ...)"; exit 1; fi
+			apertium apertium-eng-spa prometheus chromium wrk alsa-utils; \
+	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus, chromium, wrk and alsa-utils (sudo apt-get install ...)"; exit 1; fi
 	touch $@
 
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)
