@@ -94,23 +94,25 @@ class SchemaBehind(RuntimeError):
     """The database's schema is older than the code: `aiorch migrate` has not run for this release."""
 
 
-async def wait_for_schema(service: str, engine: Engine, timeout: float, interval: float = 5.0) -> SchemaVersion:
+async def wait_for_schema(service: str, engine: Engine, timeout: float, interval: float = 5.0) -> SchemaVersion | None:
     """Return once `service`'s schema has every migration of this release; raise SchemaBehind after `timeout`.
 
     A service calls this before it serves, so during a rollout its new pods stay unready (no gRPC server,
     no readiness) until the migrate Job has run, and exit with a clear message if it never does. A database
-    that cannot be reached yet is waited for the same way.
+    that cannot be reached does not hold the start: the service serves as it does through any database
+    outage (calls answer UNAVAILABLE until it is back), so a restart during an outage does not wait on it;
+    None is returned then.
     """
     deadline = time.monotonic() + timeout
     while True:
         try:
             version = await asyncio.to_thread(schema_version, service, engine)
         except OperationalError as exc:
-            problem = f"the database is unreachable ({exc.orig})"
-        else:
-            if not version.behind:
-                return version
-            problem = version.describe()
+            log.warning("schema not checked: the database is unreachable", service=service, error=str(exc.orig))
+            return None
+        if not version.behind:
+            return version
+        problem = version.describe()
         if time.monotonic() >= deadline:
             log.error(
                 "refusing to serve; run `aiorch migrate` (the migrate Job) first", service=service, problem=problem

@@ -7,12 +7,13 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from services.common.db import make_engine
 from services.common.migrations import SchemaBehind, alembic_config, schema_version, upgrade, wait_for_schema
@@ -77,6 +78,7 @@ def test_waiting_ends_when_the_migrate_job_has_run(database_url: str, engine: En
         assert not waiting.done(), "it served on a schema one migration behind"
         await asyncio.to_thread(upgrade, SERVICE, database_url)
         version = await asyncio.wait_for(waiting, 10)
+        assert version is not None
         assert not version.behind
 
     asyncio.run(scenario())
@@ -106,3 +108,11 @@ def test_the_service_process_one_migration_behind_exits_with_a_clear_line(databa
     assert "refusing to serve" in output, output
     assert _one_behind_head() in output, "the log line names the schema's revision"
     assert "SchemaBehind" in output, "it stopped for another reason (it must stop before connecting to NATS)"
+
+
+def test_an_unreachable_database_does_not_hold_the_start() -> None:
+    # A service restarted during a database outage serves (answering UNAVAILABLE) instead of waiting for it.
+    unreachable = create_engine(f"postgresql+psycopg2://nobody:none@127.0.0.1:{free_port()}/nothing")
+    started = time.monotonic()
+    assert asyncio.run(wait_for_schema(SERVICE, unreachable, timeout=60, interval=0.1)) is None
+    assert time.monotonic() - started < 30
