@@ -65,7 +65,7 @@ def test_a_schema_from_a_newer_release_is_not_behind(database_url: str, engine: 
     """Old pods during a rollout (or a rollback) run on the newer schema: migrations only add."""
     upgrade(SERVICE, database_url)
     with engine.begin() as connection:
-        connection.execute(text('UPDATE jobs.alembic_version SET version_num = :v'), {"v": "9999_future"})
+        connection.execute(text("UPDATE jobs.alembic_version SET version_num = :v"), {"v": "9999_future"})
     assert not schema_version(SERVICE, engine).behind
 
 

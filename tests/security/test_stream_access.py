@@ -349,9 +349,7 @@ def test_the_first_message_holds_every_pending_job_beyond_one_page(
         )
         created.add(job.id)
     seen: set[str] = set()
-    stream = stub.WatchJobs(
-        jobs_pb2.WatchJobsRequest(project_id=project.id), metadata=owner.metadata, timeout=60
-    )
+    stream = stub.WatchJobs(jobs_pb2.WatchJobsRequest(project_id=project.id), metadata=owner.metadata, timeout=60)
     for update in stream:
         seen.add(update.job.id)
         if seen >= created:
