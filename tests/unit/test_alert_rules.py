@@ -37,6 +37,7 @@ from tests.observability_config import (
 )
 
 OPERATIONS = ROOT / "docs" / "operations.md"
+RUNBOOK_PAGE = "https://github.com/aiorch/aiorch/blob/main/docs/operations.md"
 # The name alerts.test.yaml gives its rule file.
 EXTRACTED_RULES = "aiorch.rules.yaml"
 
@@ -132,7 +133,8 @@ def test_every_alert_has_a_duration_severity_and_a_runbook_that_exists() -> None
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"], rule["alert"]
         page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "docs/operations.md", rule["alert"]
+        # Absolute: a relative link means nothing in Alertmanager, a pager or a chat message.
+        assert page == RUNBOOK_PAGE, rule["alert"]
         assert anchor == rule["alert"].lower(), rule["alert"]
         assert anchor in headings, f"docs/operations.md has no heading for {rule['alert']}"
 
