@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import threading
@@ -19,12 +18,9 @@ import nats
 import nats.errors
 import pytest
 from aiorch.jobs.v1 import events_pb2, types_pb2
-from nats.js.errors import NotFoundError
 
 from services.common import messaging
-from services.common.blobs import LocalBlobStore
-from services.devstack.stack import free_port
-from services.devstack.supervisor import Supervisor, wait_until
+from tests.worker_process import Worker, start_worker
 
 # Starts its own nats-server and worker processes: no fixture of the session stack says so, hence explicit.
 pytestmark = pytest.mark.stack
@@ -34,15 +30,6 @@ TERMINAL = ("completed", "failed", "cancelled")
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 # About four seconds of synthesis: long enough to cancel, stop or time out in the middle.
 LONG_TEXT = " ".join(["Speech takes time to make, one sentence after another, on and on."] * 450)
-
-
-@dataclass
-class Worker:
-    """A nats-server and one worker process, started for tests."""
-
-    nats_url: str
-    blobs: LocalBlobStore
-    supervisor: Supervisor
 
 
 @dataclass
@@ -59,57 +46,10 @@ class Run:
         return [str(e.WhichOneof("kind")) for e in self.events]
 
 
-async def _consumers_ready(nats_url: str, names: list[str]) -> bool:
-    try:
-        nc = await nats.connect(nats_url, allow_reconnect=False, connect_timeout=1)
-    except (OSError, nats.errors.Error):
-        return False  # nats-server is still starting
-    try:
-        js = nc.jetstream()
-        # The jobs service creates the streams the worker waits for; here the test plays that part.
-        await messaging.ensure_topology(js)
-        for name in names:
-            await js.consumer_info(messaging.DISPATCH_STREAM, name)
-    except NotFoundError:
-        return False
-    finally:
-        await nc.close()
-    return True
-
-
-def start_worker(tmp_path: Path, types: str = "tts,stt", **env: str) -> Worker:
-    """Start nats-server and `aiorch worker`; return once the worker's consumers exist."""
-    supervisor = Supervisor(tmp_path / "logs")
-    port = free_port()
-    (tmp_path / "jetstream").mkdir()
-    supervisor.start(
-        "nats",
-        [str(BIN / "nats-server"), "-js", "-sd", str(tmp_path / "jetstream"), "-a", "127.0.0.1", "-p", str(port)],
-    )
-    nats_url = f"nats://127.0.0.1:{port}"
-    worker_env = {
-        **os.environ,
-        "NATS_URL": nats_url,
-        "AIORCH_BLOB_DIR": str(tmp_path / "blobs"),
-        "AIORCH_METRICS_PORT": "0",
-        "AIORCH_WORKER_ID": "test-worker",
-        "AIORCH_LOG_FORMAT": "json",
-        **env,
-    }
-    supervisor.start("worker", [str(BIN / "aiorch"), "worker", "--types", types], env=worker_env)
-    names = [messaging.worker_consumer(t) for t in types.split(",")]
-    try:
-        wait_until(lambda: asyncio.run(_consumers_ready(nats_url, names)), 30, "the worker's consumers")
-    except BaseException:
-        supervisor.stop_all()
-        raise
-    return Worker(nats_url, LocalBlobStore(tmp_path / "blobs"), supervisor)
-
-
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     """A worker for TTS and STT jobs with default settings."""
-    running = start_worker(tmp_path_factory.mktemp("worker"))
+    running = start_worker(tmp_path_factory.mktemp("worker"), "tts,stt", AIORCH_WORKER_ID="test-worker")
     yield running
     running.supervisor.stop_all()
 
