@@ -229,10 +229,11 @@ class OutboxRelay:
         that dies before the delete publishes them again, and JetStream drops the repeats by Nats-Msg-Id.
         """
         published: list[int] = []
-        skipped = self._handing_off.union(self._handed_off)
         try:
             for row in await asyncio.to_thread(self._pending):
-                if row.id in skipped:
+                # Looked up per row, not before the select: a row handed off while the select ran is
+                # already on its way (or out), and a second publish would only reach core subscribers twice.
+                if row.id in self._handing_off or row.id in self._handed_off:
                     continue
                 await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
                 published.append(row.id)

@@ -148,6 +148,10 @@ class Supervisor:
         """Names of every child, in start order."""
         return [c.name for c in self._children]
 
+    def running(self) -> list[str]:
+        """Names of the children running now (not those stopped or exited), in start order."""
+        return [c.name for c in self._children if c.process.poll() is None]
+
     def stop_all(self, grace: float = 10.0) -> None:
         """Stop every child, newest first; kill what is still running after `grace` seconds."""
         for child in reversed(self._children):

@@ -114,11 +114,18 @@ def _is_loopback(ip: str) -> bool:
 
 
 def _stack_processes(local_stack: LocalStack) -> dict[int, str]:
-    """Every process of the stack (PostgreSQL's backends included), by pid, named after its child."""
+    """Every running process of the stack (PostgreSQL's backends included), by pid, named after its child.
+
+    Children that earlier tests stopped for good (a second jobs replica) are not listening, so not looked at.
+    """
     found: dict[int, str] = {}
-    for name in local_stack.supervisor.names():
-        process = psutil.Process(local_stack.supervisor.process(name).pid)
-        for each in (process, *process.children(recursive=True)):
+    for name in local_stack.supervisor.running():
+        try:
+            process = psutil.Process(local_stack.supervisor.process(name).pid)
+            family = (process, *process.children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue  # ended between the listing and now: nothing of it listens
+        for each in family:
             found[each.pid] = name
     return found
 
