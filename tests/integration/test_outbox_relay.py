@@ -1,5 +1,6 @@
 """The outbox relay on the stack's PostgreSQL and NATS: a commit while it publishes is not left to the next poll,
-and a row handed off after its commit is published once and deleted without waiting for a poll."""
+a row handed off after its commit is published once and deleted without waiting for a poll, also when
+the relay's select read it before the hand-off."""
 
 from __future__ import annotations
 
@@ -42,6 +43,27 @@ class RelayWithCommitDuringSelect(OutboxRelay):
             with self._late_db.transaction() as session:
                 enqueue(session, self._late_table, self._late)
             self.wake()
+        return rows
+
+
+class RelayWithHandOffDuringSelect(OutboxRelay):
+    """The first select that finds rows is followed by the hand-off of the first of them, before that batch goes out:
+    the request that committed the row hands it off while the relay's select, which already read it, is running."""
+
+    def __init__(self, db: Database, table: Table, js: JetStreamContext, message: OutboxMessage) -> None:
+        super().__init__(db, table, js, poll_seconds=POLL_SECONDS)
+        self._message = message
+        self.armed = True
+
+    def _pending(self) -> list[Any]:
+        rows = super()._pending()
+        if self.armed and rows:
+            self.armed = False
+            assert self._loop is not None
+            # _pending runs in a worker thread; the hand-off belongs on the loop, as a request makes it.
+            self._loop.call_soon_threadsafe(self.hand_off, rows[0].id, self._message)
+            # The hand-off is scheduled before the select's rows reach drain_once, whose loop-side code
+            # runs only after this thread returns: it sees the row as handed off.
         return rows
 
 
@@ -134,3 +156,25 @@ async def _hand_off(stack: Endpoints) -> None:
             relay.wake()
             with pytest.raises(nats.errors.TimeoutError):
                 await scene.arrivals.next_msg(timeout=1)
+
+
+def test_a_row_handed_off_while_the_select_ran_is_published_once(stack: Endpoints) -> None:
+    asyncio.run(asyncio.wait_for(_hand_off_during_select(stack), TEST_TIMEOUT_SECONDS))
+
+
+async def _hand_off_during_select(stack: Endpoints) -> None:
+    async with _scene(stack) as scene:
+        message = OutboxMessage(scene.subject, "raced", b"raced")
+        relay = RelayWithHandOffDuringSelect(scene.db, scene.table, scene.js, message)
+        async with _running(relay):
+            with scene.db.transaction() as session:
+                enqueue(session, scene.table, message)
+            relay.wake()
+            assert (await scene.arrivals.next_msg(timeout=ARRIVAL_TIMEOUT_SECONDS)).data == b"raced"
+            async with asyncio.timeout(ARRIVAL_TIMEOUT_SECONDS):
+                while scene.rows():
+                    await asyncio.sleep(0.05)
+            # JetStream would drop a second copy by its Nats-Msg-Id; a core subscriber would not.
+            with pytest.raises(nats.errors.TimeoutError):
+                await scene.arrivals.next_msg(timeout=1)
+            assert not relay.armed
