@@ -20,7 +20,7 @@ from datetime import datetime
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JetStreamError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -58,6 +58,14 @@ OUTBOX_HANDED_OFF = Counter(
     "Outbox rows published right after their commit by the request that wrote them, by outcome "
     "(published, or failed: left to the relay).",
     ["service", "outcome"],
+)
+# The dispatch-latency SLO of deploy/observability reads it (service="jobs"): the time a committed message
+# waits before JetStream has it, measured from the row's insert by the relay, and from the commit on a hand-off.
+OUTBOX_PUBLISH_DELAY = Histogram(
+    "aiorch_outbox_publish_delay_seconds",
+    "From an outbox row's commit (hand-off) or insert (relay) to JetStream's acknowledgement of its message.",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
 
@@ -131,7 +139,9 @@ class OutboxRelay:
         self._handed_off: list[int] = []
         self._hand_off_tasks: set[asyncio.Task[None]] = set()
         self._delete_timer: asyncio.TimerHandle | None = None
-        OUTBOX_PUBLISHED.labels(self._service)  # the series exists (at 0) before the first publish
+        # The series exist (at 0) before the first publish.
+        OUTBOX_PUBLISHED.labels(self._service)
+        OUTBOX_PUBLISH_DELAY.labels(self._service)
 
     def wake(self) -> None:
         """Publish now instead of at the next poll; safe from any thread (called after a commit that enqueued)."""
@@ -149,11 +159,11 @@ class OutboxRelay:
         does not wait for the publish: a fault leaves the row to the relay, as if it was never handed off.
         """
         self._handing_off.add(row_id)
-        task = asyncio.get_running_loop().create_task(self._publish_handed_off(row_id, message))
+        task = asyncio.get_running_loop().create_task(self._publish_handed_off(row_id, message, time.monotonic()))
         self._hand_off_tasks.add(task)
         task.add_done_callback(self._hand_off_tasks.discard)
 
-    async def _publish_handed_off(self, row_id: int, message: OutboxMessage) -> None:
+    async def _publish_handed_off(self, row_id: int, message: OutboxMessage, committed_at: float) -> None:
         try:
             await self._js.publish(message.subject, message.payload, timeout=5, headers={"Nats-Msg-Id": message.msg_id})
         except (NatsError, JetStreamError, TimeoutError, OSError) as exc:
@@ -165,6 +175,7 @@ class OutboxRelay:
             self._handing_off.discard(row_id)
         OUTBOX_HANDED_OFF.labels(self._service, "published").inc()
         OUTBOX_PUBLISHED.labels(self._service).inc()
+        OUTBOX_PUBLISH_DELAY.labels(self._service).observe(time.monotonic() - committed_at)
         self._handed_off.append(row_id)
         if self._delete_timer is None:
             # One delete for the rows handed off within the next moment, not one per row.
@@ -238,6 +249,8 @@ class OutboxRelay:
                 await self._js.publish(row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id})
                 published.append(row.id)
                 OUTBOX_PUBLISHED.labels(self._service).inc()
+                delay = (utcnow() - row.created_at).total_seconds()
+                OUTBOX_PUBLISH_DELAY.labels(self._service).observe(max(0.0, delay))
         finally:
             if published:
                 await asyncio.to_thread(self._delete, published)

@@ -23,9 +23,15 @@ import services.common.outbox
 import services.jobs.job_metrics
 import services.workers.worker_metrics
 from tests.observability_config import (
+    CNPG_METRICS,
     DASHBOARD,
+    DASHBOARD_SCOPE,
+    DCGM_METRICS,
     ENVOY_METRICS,
+    NATS_EXPORTER_METRICS,
     OBSERVABILITY,
+    OWN_CLUSTER_LABEL,
+    PROMETHEUS_METRICS,
     ROOT,
     RULE_TESTS,
     RULES,
@@ -33,6 +39,8 @@ from tests.observability_config import (
     dashboard_exprs,
     dashboard_panels,
     promql_metric_names,
+    promql_selectors,
+    recorded_names,
     rule_groups,
 )
 
@@ -56,6 +64,19 @@ def exported_metric_names() -> set[str]:
     for family in REGISTRY.collect():
         names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES.get(family.type, ("",)))
     return names
+
+
+def known_metric_names() -> set[str]:
+    """What the rules and panels may read: aiorch's metrics, the exporters' beside it, and the recorded series."""
+    return (
+        exported_metric_names()
+        | ENVOY_METRICS
+        | NATS_EXPORTER_METRICS
+        | CNPG_METRICS
+        | DCGM_METRICS
+        | PROMETHEUS_METRICS
+        | recorded_names()
+    )
 
 
 def _anchor(heading: str) -> str:
@@ -112,7 +133,7 @@ def test_the_resource_is_a_prometheus_rule() -> None:
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
     assert resource["metadata"]["name"] == "aiorch"
-    assert [group["name"] for group in rule_groups()] == ["aiorch"]
+    assert [group["name"] for group in rule_groups()] == ["aiorch", "aiorch-nats", "aiorch-postgres", "aiorch-slo"]
 
 
 def test_every_alert_has_a_duration_severity_and_a_runbook_that_exists() -> None:
@@ -126,6 +147,22 @@ def test_every_alert_has_a_duration_severity_and_a_runbook_that_exists() -> None
         "AiorchRpcErrorRatioHigh",
         "AiorchRpcLatencyP99High",
         "AiorchOutboxBacklog",
+        # Day-one monitoring: the platform's own parts dying, and the SLOs' error budgets.
+        "AiorchJobsMetricsAbsent",
+        "AiorchTargetDown",
+        "AiorchGateway5xxRatioHigh",
+        "AiorchNatsJetStreamStorageHigh",
+        "AiorchNatsLeaderLost",
+        "AiorchNatsRedeliveries",
+        "AiorchPostgresDown",
+        "AiorchPostgresReplicationLag",
+        "AiorchPostgresWalArchivingFailing",
+        "AiorchPostgresBackupTooOld",
+        "AiorchPostgresConnectionsNearLimit",
+        "AiorchCreateErrorBudgetBurnFast",
+        "AiorchCreateErrorBudgetBurnSlow",
+        "AiorchDispatchLatencyBudgetBurnFast",
+        "AiorchDispatchLatencyBudgetBurnSlow",
     }
     for rule in alert_rules():
         assert rule.get("for"), rule["alert"]
@@ -147,11 +184,27 @@ def test_every_alert_has_unit_tests_that_see_it_fire_and_stay_quiet() -> None:
         assert any(not case.get("exp_alerts") for case in mine), f"no test sees {name} stay quiet"
 
 
-def test_the_rules_read_only_metrics_the_code_exports() -> None:
-    known = exported_metric_names()
-    for rule in alert_rules():
-        unknown = promql_metric_names(rule["expr"]) - known
-        assert not unknown, f"{rule['alert']} reads metrics nothing exports: {sorted(unknown)}"
+def test_the_rules_read_only_metrics_the_code_or_its_exporters_export() -> None:
+    known = known_metric_names()
+    for group in rule_groups():
+        for rule in group["rules"]:
+            unknown = promql_metric_names(rule["expr"]) - known
+            name = rule.get("alert") or rule["record"]
+            assert not unknown, f"{name} reads metrics nothing exports: {sorted(unknown)}"
+
+
+def test_the_slo_alerts_pair_a_short_and_a_long_window_of_one_recorded_ratio() -> None:
+    slo = next(group for group in rule_groups() if group["name"] == "aiorch-slo")
+    recorded = {rule["record"] for rule in slo["rules"] if "record" in rule}
+    windows = {"Fast": ["ratio_rate5m", "ratio_rate1h"], "Slow": ["ratio_rate30m", "ratio_rate6h"]}
+    alerts = [rule for rule in slo["rules"] if "alert" in rule]
+    assert len(alerts) == 4
+    for rule in alerts:
+        read = [name for name, _ in promql_selectors(rule["expr"])]
+        assert set(read) <= recorded, rule["alert"]
+        assert len({name.rsplit(":", 1)[0] for name in read}) == 1, rule["alert"]
+        # The short window first: the description's $value is the left side's, the recent ratio.
+        assert [name.rsplit(":", 1)[1] for name in read] == windows[rule["alert"][-4:]], rule["alert"]
 
 
 def test_the_dashboard_is_importable_and_reads_only_known_metrics() -> None:
@@ -164,7 +217,7 @@ def test_the_dashboard_is_importable_and_reads_only_known_metrics() -> None:
     assert len(ids) == len(set(ids)), "panel ids repeat"
     graphs = [panel for panel in panels if panel["type"] != "row"]
     assert len(graphs) >= 10
-    known = exported_metric_names() | ENVOY_METRICS
+    known = known_metric_names()
     for panel in graphs:
         assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
         assert panel["targets"], panel["title"]
@@ -187,8 +240,33 @@ def test_the_dashboard_is_importable_and_reads_only_known_metrics() -> None:
         "aiorch_outbox_backlog",
         "envoy_http_downstream_rq_xx",
         "envoy_cluster_upstream_rq_time_bucket",
+        "jetstream_server_total_message_bytes",
+        "jetstream_consumer_num_redelivered",
+        "cnpg_collector_up",
+        "cnpg_pg_replication_lag",
+        "DCGM_FI_DEV_GPU_UTIL",
     ):
         assert wanted in read, f"no panel shows {wanted}"
+    rows = [panel["title"] for panel in panels if panel["type"] == "row"]
+    for section in ("NATS JetStream", "PostgreSQL (CloudNativePG)", "GPU (DCGM exporter)"):
+        assert section in rows
+
+
+def test_the_dashboard_is_scoped_by_cluster_and_namespace() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    for name in ("cluster", "namespace"):
+        variable = variables[name]
+        assert variable["type"] == "query" and variable["includeAll"] and variable["allValue"] == ".*", name
+    # One Prometheus without a `cluster` external label: ".*" also matches the label's absence.
+    assert "cluster" in variables["namespace"]["definition"]
+    for expr in dashboard_exprs():
+        for metric, matchers in promql_selectors(expr):
+            wanted = [m for m in DASHBOARD_SCOPE if not (metric in OWN_CLUSTER_LABEL and m.startswith("cluster"))]
+            for matcher in wanted:
+                assert matcher in matchers, f"{metric} in {expr!r} lacks {matcher}"
+            if metric in OWN_CLUSTER_LABEL:
+                assert "cluster=" not in matchers, f"{metric}'s own cluster label is not the Kubernetes cluster"
 
 
 def test_the_kustomize_component_renders_the_rule_and_the_dashboard(tmp_path: Path) -> None:
