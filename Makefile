@@ -39,7 +39,7 @@ $(SYSTEM_STAMP):
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[local,dev,s3]'
+	$(PY) -m pip install --quiet -e '.[local,dev,s3,engines]'
 	# Generated stubs live outside the source tree; a .pth puts them on the venv's path.
 	echo "$(CURDIR)/$(GEN)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aiorch-gen.pth"
 	touch $@
@@ -129,16 +129,17 @@ fmt: $(STAMP) ## Format and autofix the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Container images (deploy/images/*.Dockerfile), tagged with the project version unless IMAGE_TAG is given.
+# Container images, one per role (deploy/images/roles.toml), tagged with the project version unless IMAGE_TAG
+# is given; IMAGE_ROLES=worker-speech (space separated) builds only those.
 IMAGE_REGISTRY ?= ghcr.io/aiorch
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_ROLES ?=
 CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 
 images: ## Build the container images (needs docker or podman)
 	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine: install docker or podman"; exit 1; }
-	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/aiorch.Dockerfile -t $(IMAGE_REGISTRY)/aiorch:$(IMAGE_TAG) .
-	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/gpu-worker.Dockerfile -t $(IMAGE_REGISTRY)/aiorch-gpu-worker:$(IMAGE_TAG) .
-	DOCKER_BUILDKIT=1 $(CONTAINER_ENGINE) build -f deploy/images/gateway.Dockerfile -t $(IMAGE_REGISTRY)/aiorch-gateway:$(IMAGE_TAG) .
+	python3 tools/images.py --engine $(CONTAINER_ENGINE) --registry $(IMAGE_REGISTRY) --tag $(IMAGE_TAG) \
+		$(foreach role,$(IMAGE_ROLES),--only $(role))
 
 clean: ## Remove generated code and build outputs (keeps .venv and .state)
 	rm -rf gen build web/console/src/gen

@@ -1,13 +1,19 @@
 # syntax=docker/dockerfile:1.7
-# The aiorch image: every gRPC service (`aiorch serve auth|projects|jobs`), the CPU workers
-# (`aiorch worker --types tts`), and the admin commands (`aiorch migrate`, `aiorch create-user`, ...).
-# Build from the repository root:  docker build -f deploy/images/aiorch.Dockerfile -t ghcr.io/aiorch/aiorch:0.1.0 .
+# Every Python image of aiorch, one per role (deploy/images/roles.toml): the services and admin commands
+# (`aiorch serve auth|projects|jobs`, `aiorch migrate`, ...), the CPU workers of each engine family and the
+# GPU worker (`aiorch worker --types stt`), all on the one Python base below. A role is its build arguments:
+#   EXTRAS           the pyproject extras to install (s3, engine-speech, engine-voice, engine-faces, gpu)
+#   DEBIAN_PACKAGES  Debian packages its engines run (apertium for dubbing)
+# `make images` builds every role (tools/images.py); by hand, from the repository root:
+#   docker build -f deploy/images/aiorch.Dockerfile --build-arg EXTRAS=s3,engine-speech \
+#     --build-arg 'DEBIAN_PACKAGES=apertium apertium-eng-spa' -t ghcr.io/aiorch/aiorch-worker-speech:0.1.0 .
 # (deploy/images/aiorch.Dockerfile.dockerignore keeps .venv, .state, gen and build out of the context.)
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: compilers, the wheels, the generated gRPC stubs and descriptor set -------------------
 FROM ${PYTHON_IMAGE} AS build
+ARG EXTRAS=s3
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 # g++ builds pyworld from source (docs/dependencies.md); nothing of this stage reaches the final one
 # except /opt/venv and /opt/aiorch.
@@ -20,7 +26,7 @@ WORKDIR /src
 # Dependencies first, so a code change does not rebuild them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p services gateway && touch services/__init__.py gateway/__init__.py \
- && pip install '.[s3]' && pip uninstall -y aiorch
+ && pip install ".[${EXTRAS}]" && pip uninstall -y aiorch
 # Stubs and descriptor set from protos/ (the same tool as `make gen`).
 RUN pip install grpcio-tools==1.85.1 mypy-protobuf==5.1.0
 COPY protos ./protos
@@ -40,10 +46,12 @@ RUN pip install --no-deps -e /opt/aiorch/app \
 
 # ---- final: runtime libraries only, non-root ---------------------------------------------------------
 FROM ${PYTHON_IMAGE}
-# Apertium and its English-Spanish pair: dubbing's translation (Debian packages, as in the Makefile).
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apertium apertium-eng-spa \
- && rm -rf /var/lib/apt/lists/* \
+ARG DEBIAN_PACKAGES=""
+RUN if [ -n "${DEBIAN_PACKAGES}" ]; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
  && groupadd --system --gid 10001 aiorch \
  && useradd --system --uid 10001 --gid aiorch --home-dir /home/aiorch --create-home aiorch \
  && mkdir -p /var/lib/aiorch/blobs /etc/aiorch/keys \
@@ -55,7 +63,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
-    HOME=/home/aiorch
+    HOME=/home/aiorch \
+    LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib
+# LD_LIBRARY_PATH: CTranslate2 loads libcublas and libcudnn by name; in the GPU role (extra `gpu`) the NVIDIA
+# wheels hold them there, and the node's driver (libcuda) comes from the NVIDIA container runtime. Other roles
+# have no such directories, which the loader skips.
 USER 10001:10001
 WORKDIR /home/aiorch
 EXPOSE 50051 50052 50053 9464

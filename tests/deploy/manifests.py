@@ -134,9 +134,12 @@ def containers(docs: tuple[Manifest, ...], *, init: bool = True) -> Iterator[Con
 
 
 def aiorch_containers(docs: tuple[Manifest, ...]) -> Iterator[Container]:
-    """The containers that run the `aiorch` command (services, workers, admin Jobs)."""
+    """The containers that run the `aiorch` command (services, workers, admin Jobs); not the gateway's
+    renderer, which runs gateway/render.py from the services image."""
     for c in containers(docs):
-        if "/aiorch" in c.spec["image"].rsplit(":", 1)[0] and "gateway" not in c.spec["image"]:
+        if c.workload["metadata"]["name"] == "gateway":
+            continue
+        if "/aiorch" in c.spec["image"].rsplit(":", 1)[0]:
             yield c
 
 
@@ -156,3 +159,12 @@ def selects(selector: Manifest, labels: dict[str, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+def gateway_containers(docs: tuple[Manifest, ...]) -> tuple[Container, Container]:
+    """The gateway Deployment's Envoy container, and the init container that renders its configuration
+    (which therefore holds every AIORCH_GATEWAY_* variable)."""
+    deployment = named(docs, "Deployment", "gateway")
+    (envoy,) = pod_spec(deployment)["containers"]
+    renderer = next(c for c in pod_spec(deployment)["initContainers"] if c["name"] == "render-config")
+    return Container(deployment, envoy), Container(deployment, renderer)

@@ -26,6 +26,7 @@ from tests.deploy.manifests import (
     Manifest,
     aiorch_containers,
     containers,
+    gateway_containers,
     kubectl,
     named,
     of_kind,
@@ -139,12 +140,11 @@ def _gateway_default(variable: str) -> str:
 @pytest.mark.parametrize("target", TARGETS)
 def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
     docs = render(target)
-    deployment = named(docs, "Deployment", "gateway")
-    (spec,) = pod_spec(deployment)["containers"]
-    c = Container(deployment, spec)
+    c, renderer = gateway_containers(docs)
+    spec = c.spec
 
     def setting(variable: str) -> str:
-        value = c.value(docs, variable)
+        value = renderer.value(docs, variable)
         return _gateway_default(variable) if value is None else value
 
     listen, stats = int(setting("AIORCH_GATEWAY_PORT")), int(setting("AIORCH_GATEWAY_STATS_PORT"))
@@ -153,7 +153,7 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
     # With TLS (prod) the listener is `https` and `http` only redirects to it (tests/deploy/test_gateway_tls.py).
     public = (
         {"https": listen, "http": int(setting("AIORCH_GATEWAY_HTTP_REDIRECT_PORT"))}
-        if c.value(docs, "AIORCH_GATEWAY_TLS_CERT_FILE")
+        if renderer.value(docs, "AIORCH_GATEWAY_TLS_CERT_FILE")
         else {"http": listen}
     )
     assert c.ports() == {**public, "stats": stats}
@@ -163,8 +163,8 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
     assert sorted(p["targetPort"] for p in svc["spec"]["ports"]) == sorted(public), "the stats port stays off"
     # Each upstream is a Service of the manifests, on the port that service listens on.
     for name in gateway_render.KNOWN_UPSTREAMS:
-        host = c.value(docs, f"AIORCH_GATEWAY_{name.upper()}_HOST") or name
-        port = int(c.value(docs, f"AIORCH_GATEWAY_{name.upper()}_PORT") or gateway_render.DEFAULT_PORTS[name])
+        host = renderer.value(docs, f"AIORCH_GATEWAY_{name.upper()}_HOST") or name
+        port = int(renderer.value(docs, f"AIORCH_GATEWAY_{name.upper()}_PORT") or gateway_render.DEFAULT_PORTS[name])
         assert host == name
         upstream = named(docs, "Service", host)["spec"]
         assert [p["port"] for p in upstream["ports"]] == [port]
@@ -176,9 +176,24 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
     keys = mounts[str(jwks.parent)]["volume"]["secret"]
     assert keys["secretName"] == "aiorch-jwt"
     assert jwks.name in [item["path"] for item in keys["items"]]
+    # The renderer writes envoy.yaml into the emptyDir Envoy reads, from the web files the gateway image
+    # copied into another before it.
     assert "emptyDir" in mounts["/etc/envoy"]["volume"]
+    assert renderer.mounts()["/etc/envoy"]["name"] == mounts["/etc/envoy"]["name"]
+    assert renderer.spec["command"][:3] == ["python", "-m", "gateway.render"]
+    assert renderer.spec["command"][-1] == "/etc/envoy/envoy.yaml"
     dockerfile = (ROOT / "deploy/images/gateway.Dockerfile").read_text()
     assert setting("AIORCH_GATEWAY_DESCRIPTOR") in dockerfile
+    assert '"-c", "/etc/envoy/envoy.yaml"' in dockerfile
+    init = [container["name"] for container in pod_spec(c.workload)["initContainers"]]
+    assert init == ["static-files", "render-config"], "the files are copied before they are rendered"
+    static = pod_spec(c.workload)["initContainers"][0]
+    site_root = setting("AIORCH_GATEWAY_STATIC_SITES").split("=", 1)[1]
+    copied_to = static["command"][-1].rstrip("/")
+    assert copied_to == site_root
+    web = next(m for m in static["volumeMounts"] if m["mountPath"] == site_root)["name"]
+    assert renderer.mounts()[site_root]["name"] == web
+    assert static["image"].rsplit(":", 1)[0] == "ghcr.io/aiorch/aiorch-gateway"
 
 
 def _render_variables() -> set[str]:
@@ -206,7 +221,7 @@ def test_every_variable_set_is_a_setting_of_that_process(target: str) -> None:
     docs = render(target)
     gateway_names = _render_variables()
     for c in containers(docs):
-        if "aiorch-gateway" in c.spec["image"]:
+        if c.workload["metadata"]["name"] == "gateway":
             allowed = gateway_names
         elif c in list(aiorch_containers(docs)):
             command = c.args[0]
@@ -307,7 +322,7 @@ def test_prod_gpu_pools_request_gpus_and_land_on_gpu_nodes() -> None:
             assert int(limits["nvidia.com/gpu"]) >= 1, c.name
             assert spec["nodeSelector"], c.name
             assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"]), c.name
-            assert "gpu-worker" in c.spec["image"], c.name
+            assert "aiorch-worker-gpu" in c.spec["image"], c.name
         else:
             assert "nvidia.com/gpu" not in limits, c.name
 
@@ -386,7 +401,7 @@ def test_every_workload_is_hardened_and_sized(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_deployments_have_probes(target: str) -> None:
-    for c in containers(render(target)):
+    for c in containers(render(target), init=False):
         if c.workload["kind"] in ("Deployment", "StatefulSet"):
             assert "livenessProbe" in c.spec and "readinessProbe" in c.spec, c.name
 

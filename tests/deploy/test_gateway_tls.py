@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import drain as gateway_drain
 from gateway import render as gateway_render
 from services.devstack.supervisor import wait_until
 from tests.deploy.gateway_envoy import (
@@ -25,9 +24,12 @@ from tests.deploy.gateway_envoy import (
     connection_refused,
     prod_config_on_free_ports,
     prod_gateway_container,
+    prod_gateway_env,
     start_gateway,
 )
-from tests.deploy.manifests import kubectl, render
+from tests.deploy.manifests import ROOT, kubectl
+
+DRAIN_HOOK = ROOT / "gateway" / "drain.sh"
 
 pytestmark = pytest.mark.skipif(
     kubectl() is None or not ENVOY.exists(), reason="needs kubectl (to render prod) and the venv's envoy"
@@ -111,8 +113,8 @@ def test_cors_allows_only_the_configured_origins(gateway: RunningGateway) -> Non
 
 def _hook_arguments() -> dict[str, str]:
     command = prod_gateway_container().spec["lifecycle"]["preStop"]["exec"]["command"]
-    assert command[:3] == ["python", "-m", "gateway.drain"]
-    return dict(arg.removeprefix("--").split("=", 1) for arg in command[3:])
+    assert command[0] == "/usr/local/bin/gateway-drain"
+    return dict(arg.removeprefix("--").split("=", 1) for arg in command[1:])
 
 
 def test_draining_fails_health_first_tells_clients_to_reconnect_then_closes_the_listeners(tmp_path: Path) -> None:
@@ -123,8 +125,7 @@ def test_draining_fails_health_first_tells_clients_to_reconnect_then_closes_the_
     running = start_gateway(tmp_path, ["--drain-time-s", "1", "--drain-strategy", "immediate"])
     try:
         # The hook reaches the admin interface the gateway container renders.
-        admin = prod_gateway_container().value(render("overlays/prod"), "AIORCH_GATEWAY_ADMIN_PORT")
-        assert hook["admin-port"] == admin
+        assert hook["admin-port"] == prod_gateway_env()["AIORCH_GATEWAY_ADMIN_PORT"]
         context = ssl.create_default_context(cafile=str(running.certificate.ca_file))
         held = http.client.HTTPSConnection("localhost", running.https_port, context=context, timeout=10)
         held.request("GET", "/")
@@ -133,10 +134,23 @@ def test_draining_fails_health_first_tells_clients_to_reconnect_then_closes_the_
         assert first.status == 200 and first.getheader("connection") != "close"
 
         done = threading.Event()
-        left: list[int] = []
+        left: list[str] = []
 
         def run_hook() -> None:
-            left.append(gateway_drain.drain(running.config.admin_port, unready_seconds=1.5, drain_seconds=10))
+            # The image's hook (gateway/drain.sh, installed as /usr/local/bin/gateway-drain), its waits shortened.
+            hook_run = subprocess.run(
+                [
+                    str(DRAIN_HOOK),
+                    f"--admin-port={running.config.admin_port}",
+                    "--unready-seconds=1.5",
+                    "--drain-seconds=10",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            left.append(f"{hook_run.returncode} {hook_run.stdout.strip()} {hook_run.stderr.strip()}".strip())
             done.set()
 
         threading.Thread(target=run_hook, daemon=True).start()
@@ -150,7 +164,7 @@ def test_draining_fails_health_first_tells_clients_to_reconnect_then_closes_the_
         assert second.getheader("connection") == "close"
         held.close()
         assert done.wait(15), "the drain did not end"
-        assert left == [0]
+        assert left == ["0 left 0"]
         assert connection_refused(running.https_port)
         assert connection_refused(running.http_port)
     finally:

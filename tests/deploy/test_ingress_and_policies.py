@@ -26,6 +26,7 @@ from tests.deploy.manifests import (
     Container,
     Manifest,
     aiorch_containers,
+    gateway_containers,
     kubectl,
     named,
     of_kind,
@@ -44,9 +45,11 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/
 
 
 def _gateway(docs: tuple[Manifest, ...]) -> Container:
-    deployment = named(docs, "Deployment", "gateway")
-    (spec,) = pod_spec(deployment)["containers"]
-    return Container(deployment, spec)
+    return gateway_containers(docs)[0]
+
+
+def _renderer(docs: tuple[Manifest, ...]) -> Container:
+    return gateway_containers(docs)[1]
 
 
 # ---- item 2: TLS, CORS, the client's address -----------------------------------------------------------
@@ -54,21 +57,21 @@ def _gateway(docs: tuple[Manifest, ...]) -> Container:
 
 def test_prod_serves_https_on_443_and_http_only_for_its_redirect() -> None:
     docs = render(PROD)
-    gateway = _gateway(docs)
+    gateway, renderer = gateway_containers(docs)
     ports = gateway.ports()
-    assert int(gateway.value(docs, "AIORCH_GATEWAY_PORT") or 0) == ports["https"]
-    assert int(gateway.value(docs, "AIORCH_GATEWAY_HTTP_REDIRECT_PORT") or 0) == ports["http"]
-    assert gateway.value(docs, "AIORCH_GATEWAY_HTTPS_PUBLIC_PORT") == "443"
+    assert int(renderer.value(docs, "AIORCH_GATEWAY_PORT") or 0) == ports["https"]
+    assert int(renderer.value(docs, "AIORCH_GATEWAY_HTTP_REDIRECT_PORT") or 0) == ports["http"]
+    assert renderer.value(docs, "AIORCH_GATEWAY_HTTPS_PUBLIC_PORT") == "443"
     service = named(docs, "Service", "gateway")["spec"]
     assert {p["port"]: p["targetPort"] for p in service["ports"]} == {443: "https", 80: "http"}
 
 
 def test_prod_tls_files_come_from_the_secret_the_certificate_writes() -> None:
     docs = render(PROD)
-    gateway = _gateway(docs)
+    gateway, renderer = gateway_containers(docs)
     (certificate,) = of_kind(docs, "Certificate")
     for variable, key in (("AIORCH_GATEWAY_TLS_CERT_FILE", "tls.crt"), ("AIORCH_GATEWAY_TLS_KEY_FILE", "tls.key")):
-        path = PurePosixPath(gateway.value(docs, variable) or "")
+        path = PurePosixPath(renderer.value(docs, variable) or "")
         volume = gateway.mounts()[str(path.parent)]["volume"]
         assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
         assert {"key": key, "path": path.name} in volume["secret"]["items"]
@@ -76,7 +79,7 @@ def test_prod_tls_files_come_from_the_secret_the_certificate_writes() -> None:
 
 def test_prod_cors_allows_only_the_certificates_https_origins() -> None:
     docs = render(PROD)
-    origins = (_gateway(docs).value(docs, "AIORCH_GATEWAY_CORS_ORIGINS") or "*").split(",")
+    origins = (_renderer(docs).value(docs, "AIORCH_GATEWAY_CORS_ORIGINS") or "*").split(",")
     (certificate,) = of_kind(docs, "Certificate")
     assert origins == [f"https://{name}" for name in certificate["spec"]["dnsNames"]]
 
@@ -87,7 +90,7 @@ def test_prod_envoy_sees_the_clients_own_address() -> None:
     assert service["type"] == "LoadBalancer"
     # Local: no SNAT on the way in, so Envoy's peer is the client and no X-Forwarded-For hop is believed.
     assert service["externalTrafficPolicy"] == "Local"
-    assert _gateway(docs).value(docs, "AIORCH_GATEWAY_TRUSTED_HOPS") == "0"
+    assert _renderer(docs).value(docs, "AIORCH_GATEWAY_TRUSTED_HOPS") == "0"
 
 
 # ---- item 6: drain -------------------------------------------------------------------------------------
@@ -95,8 +98,8 @@ def test_prod_envoy_sees_the_clients_own_address() -> None:
 
 def _hook(container: Container) -> dict[str, float]:
     command = container.spec["lifecycle"]["preStop"]["exec"]["command"]
-    assert command[:3] == ["python", "-m", "gateway.drain"]
-    return {k: float(v) for k, v in (arg.removeprefix("--").split("=", 1) for arg in command[3:])}
+    assert command[0] == "/usr/local/bin/gateway-drain"
+    return {k: float(v) for k, v in (arg.removeprefix("--").split("=", 1) for arg in command[1:])}
 
 
 def _envoy_option(container: Container, option: str) -> str:
@@ -107,9 +110,9 @@ def _envoy_option(container: Container, option: str) -> str:
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_gateway_drains_within_its_grace_and_outlasts_a_unary_call(target: str) -> None:
     docs = render(target)
-    gateway = _gateway(docs)
+    gateway, renderer = gateway_containers(docs)
     hook = _hook(gateway)
-    assert hook["admin-port"] == float(gateway.value(docs, "AIORCH_GATEWAY_ADMIN_PORT") or 0)
+    assert hook["admin-port"] == float(renderer.value(docs, "AIORCH_GATEWAY_ADMIN_PORT") or 0)
     drain_time = float(_envoy_option(gateway, "--drain-time-s"))
     assert _envoy_option(gateway, "--drain-strategy") == "immediate"
     # The hook waits at least Envoy's drain time, or it would return before the listeners close.
@@ -128,9 +131,10 @@ def test_the_gateway_drains_within_its_grace_and_outlasts_a_unary_call(target: s
 def test_the_gateway_image_carries_the_drain_hook() -> None:
     dockerfile = (IMAGES / "gateway.Dockerfile").read_text()
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
-    assert final_stage.startswith("${PYTHON_IMAGE}"), "the hook runs python"
-    assert re.search(r"^COPY .*gateway/drain\.py .*/opt/gateway/gateway/", final_stage, re.MULTILINE)
-    assert "PYTHONPATH=/opt/gateway" in final_stage
+    assert final_stage.startswith("${DEBIAN_IMAGE}"), "no Python in the gateway image"
+    assert "COPY gateway/drain.sh /usr/local/bin/gateway-drain" in final_stage
+    assert re.search(r"apt-get install [^&]*\bcurl\b", final_stage), "the hook's HTTP client"
+    assert (ROOT / "gateway" / "drain.sh").stat().st_mode & 0o111, "the hook must be executable"
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -214,7 +214,7 @@ def test_only_the_pools_whose_engine_uses_a_gpu_get_one() -> None:
         on_gpu_nodes = "nvidia.com/gpu.present" in spec.get("nodeSelector", {})
         assert (gpus == 1) is engine_uses_a_gpu(job_type), c.name
         assert on_gpu_nodes is engine_uses_a_gpu(job_type), c.name
-        assert ("gpu-worker" in c.spec["image"]) is engine_uses_a_gpu(job_type), c.name
+        assert ("aiorch-worker-gpu" in c.spec["image"]) is engine_uses_a_gpu(job_type), c.name
 
 
 def readme_hardware_table() -> dict[str, list[str]]:
