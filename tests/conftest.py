@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -16,15 +17,20 @@ import pytest
 
 from services.devstack.stack import SERVICES, Endpoints, LocalStack, StackConfig
 from tests.figures import print_summary
-from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV, Accounts, stopped_workers
+from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV, Accounts, postgres_state_dir, stopped_workers
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def local_stack() -> Iterator[LocalStack]:
     """The running stack, for tests that stop and restart its parts; stopped at the end of the session."""
+    with postgres_state_dir("stack") as state_dir:
+        yield from _running_stack(state_dir)
+
+
+def _running_stack(state_dir: Path) -> Iterator[LocalStack]:
     local = LocalStack(
         StackConfig(
-            state_dir=tmp_path_factory.mktemp("stack"),
+            state_dir=state_dir,
             gateway_port=0,
             admin_password=ADMIN_PASSWORD,
             service_env=TEST_SERVICE_ENV,

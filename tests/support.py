@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -268,3 +269,16 @@ def scraped(port: int, metric: str, **labels: str) -> float:
             if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
+
+
+@contextmanager
+def postgres_state_dir(name: str) -> Iterator[Path]:
+    """A state dir for a stack or a PostgreSQL server, removed afterwards, outside pytest's temporary root.
+
+    Run as root, PostgreSQL runs as its own system user, which must pass through every parent of its data
+    dir. Every pytest session that starts (another terminal's, or a test's own) makes /tmp/pytest-of-<user>
+    private to its owner again, and a server below it then loses its data dir (PANIC: could not open
+    pg_control: Permission denied) and every later test fails on "the database is unavailable".
+    """
+    with tempfile.TemporaryDirectory(prefix=f"aiorch-{name}-", ignore_cleanup_errors=True) as state_dir:
+        yield Path(state_dir)

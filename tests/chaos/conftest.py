@@ -6,19 +6,16 @@ loopback ports like the session stack; its settings and handle are in chaos_stac
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.chaos.chaos_stack import Chaos, running
+from tests.support import postgres_state_dir
 
 
 @pytest.fixture(scope="package")
 def chaos() -> Iterator[Chaos]:
     """A stack of its own: Postgres, NATS, the services, two workers and Envoy."""
-    # Not under pytest's temporary root: every pytest session that starts makes that root private to its
-    # owner again, and PostgreSQL (run as its own system user) could not reach its data after a restart.
-    with tempfile.TemporaryDirectory(prefix="aiorch-chaos-", ignore_cleanup_errors=True) as state_dir:
-        yield from running(Path(state_dir))
+    with postgres_state_dir("chaos") as state_dir:
+        yield from running(state_dir)

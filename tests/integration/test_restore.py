@@ -25,6 +25,7 @@ from services.common.migrations import upgrade
 from services.devstack.postgres import BIN, PASSWORD_FILE, start_postgres
 from services.devstack.stack import free_port
 from services.devstack.supervisor import Supervisor, run_once, wait_until
+from tests.support import postgres_state_dir
 
 
 def _dsn(url: str) -> str:
@@ -70,9 +71,15 @@ def supervisor() -> Iterator[Supervisor]:
     supervisor.stop_all()
 
 
-def test_a_base_backup_plus_archived_wal_restores_every_committed_row(tmp_path: Path, supervisor: Supervisor) -> None:
-    source_state, restored_state = tmp_path / "source", tmp_path / "restored"
-    archive, backup = tmp_path / "wal-archive", restored_state / "postgres"
+@pytest.fixture
+def state_root() -> Iterator[Path]:
+    with postgres_state_dir("restore") as root:
+        yield root
+
+
+def test_a_base_backup_plus_archived_wal_restores_every_committed_row(state_root: Path, supervisor: Supervisor) -> None:
+    source_state, restored_state = state_root / "source", state_root / "restored"
+    archive, backup = state_root / "wal-archive", restored_state / "postgres"
     source_state.mkdir()
     url = start_postgres(supervisor, source_state, free_port())
     # The state dirs' parent must be passable for the PostgreSQL user (start_postgres opens its own chain).
@@ -119,7 +126,7 @@ def test_a_base_backup_plus_archived_wal_restores_every_committed_row(tmp_path: 
     # 5. Recovery (CloudNativePG: bootstrap.recovery from the object store): the backup as a new data dir,
     # WAL fetched from the archive to its end, then promoted. The restored server archives elsewhere, as
     # components/postgres-restore gives it a new serverName.
-    new_archive = tmp_path / "wal-archive-restored"
+    new_archive = state_root / "wal-archive-restored"
     _owned_by_postgres(new_archive, 0o700)
     with (backup / "postgresql.auto.conf").open("a") as conf:
         conf.write(f"restore_command = 'cp {archive}/%f %p'\n")

@@ -20,18 +20,20 @@ from services.common.migrations import SchemaBehind, alembic_config, schema_vers
 from services.devstack.postgres import start_postgres
 from services.devstack.stack import free_port
 from services.devstack.supervisor import Supervisor
+from tests.support import postgres_state_dir
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
 SERVICE = "jobs"  # the service with the most migrations
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     supervisor = Supervisor()
-    try:
-        yield start_postgres(supervisor, tmp_path_factory.mktemp("schema-check"), free_port(), durable=False)
-    finally:
-        supervisor.stop_all()
+    with postgres_state_dir("schema-check") as state_dir:
+        try:
+            yield start_postgres(supervisor, state_dir, free_port(), durable=False)
+        finally:
+            supervisor.stop_all()
 
 
 @pytest.fixture
