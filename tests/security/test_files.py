@@ -201,8 +201,10 @@ def test_an_upload_over_the_limit_is_cut_off_without_being_held_in_memory(
     took = (time.monotonic() - started) / rounds
     grown = (_rss_kib(pid) - before) / 1024
     assert all(status == 0 or 400 <= status < 500 for status in statuses), statuses
-    # Holding the bodies would take 120 MiB; what remains is HTTP/2 flow-control buffering of a few MiB.
-    assert grown < rounds * sent / MIB / 4, f"the jobs service grew by {grown:.1f} MiB"
+    # Holding the bodies would take 120 MiB. What remains is HTTP/2 flow-control buffering of a few MiB plus
+    # the allocator's slack, which reached 34 MiB with another process loading a core: the bound is half the
+    # bodies, well clear of both.
+    assert grown < rounds * sent / MIB / 2, f"the jobs service grew by {grown:.1f} MiB"
     answer = statuses[-1] or "connection closed"
     figures.add(
         f"REST uploads of {sent // MIB} MiB over a {UPLOAD_LIMIT // MIB} MiB limit: answer {answer} after {took:.1f} s"
