@@ -86,7 +86,8 @@ def measure(runs: int) -> list[Figure]:
         astronaut: Callable[[], NDArray[np.uint8]] = samples.astronaut
         cv2.imwrite(str(portrait), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
         cases: list[tuple[str, str, JobParams, list[Path], bool]] = [
-            ("STT", "Whisper tiny.en", SttParams(), [speech], False),
+            ("STT", "Whisper base", SttParams(), [speech], False),
+            ("STT", "Whisper tiny.en", SttParams(model="tiny.en", language="en"), [speech], False),
             ("VOICE_CLONING", "WORLD", VoiceCloningParams(text=TEXT), [speech], True),
             ("DUBBING", "en->es", DubbingParams(target_language="es"), [speech], False),
             ("AI_STORIES", "talking head", AiStoriesParams(script=TEXT), [portrait], True),

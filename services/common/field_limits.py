@@ -109,6 +109,8 @@ LIMITS: Mapping[str, TextLimit] = {
     # The texts to speak (TtsParams.text, VoiceCloningParams.text, AiStoriesParams.script).
     **_job_text_limits(),
     "aiorch.jobs.v1.SttParams.formats": TextLimit(16, items=8),
+    "aiorch.jobs.v1.SttParams.model": TextLimit(32),
+    "aiorch.jobs.v1.SttParams.task": TextLimit(16),
     # Uploads: the name is cut to its last part and 255 characters (files.safe_filename), so a client's
     # full path is accepted; the media type is a column of 127.
     "aiorch.jobs.v1.UploadFileHeader.filename": TextLimit(4096),

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 class SttParams:
     """Speech to text; the input is audio or video."""
 
-    language: str = ""  # BCP-47 language of the speech ("" : en)
+    language: str = ""  # BCP-47 language of the speech ("" : detected)
     formats: tuple[str, ...] = ()  # transcript formats besides JSON: txt, srt, vtt (() : all)
+    model: str = ""  # Whisper model: base (99 languages) or tiny.en (English, fastest) ("" : base)
+    task: str = ""  # transcribe, or translate (into English) ("" : transcribe)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,12 @@ def _from_member(field: str, message: types_pb2.JobParams) -> JobParams:
     # An unset member reads as its defaults, which params_for relies on.
     match field:
         case "stt":
-            return SttParams(language=message.stt.language, formats=tuple(message.stt.formats))
+            return SttParams(
+                language=message.stt.language,
+                formats=tuple(message.stt.formats),
+                model=message.stt.model,
+                task=message.stt.task,
+            )
         case "tts":
             tts = message.tts
             return TtsParams(
@@ -59,7 +64,11 @@ def to_proto(params: JobParams) -> types_pb2.JobParams:
     """The JobParams message carrying `params`."""
     match params:
         case SttParams():
-            return types_pb2.JobParams(stt=types_pb2.SttParams(language=params.language, formats=params.formats))
+            return types_pb2.JobParams(
+                stt=types_pb2.SttParams(
+                    language=params.language, formats=params.formats, model=params.model, task=params.task
+                )
+            )
         case TtsParams():
             return types_pb2.JobParams(
                 tts=types_pb2.TtsParams(

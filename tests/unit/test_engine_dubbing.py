@@ -15,7 +15,6 @@ from services.workers.engines.dubbing import MIX_RATE, ApertiumDubbing, fit_rate
 from services.workers.engines.toolkit import ffmpeg
 from services.workers.engines.toolkit.transcript import format_timestamp
 from services.workers.engines.toolkit.translate import parse_modes, translate_lines
-from services.workers.engines.toolkit.whisper import MODEL_PATH_ENV
 from tests.engine_context import RecordingContext
 from tests.spoken_media import speech_wav, video_with_sound
 
@@ -129,15 +128,6 @@ def test_an_audio_input_comes_back_as_a_wav_of_the_same_length(tmp_path: Path) -
 def test_an_unsupported_pair_is_bad_input_listing_the_supported_ones(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"cannot translate en->de; supported pairs: .*en->es \(eng-spa\)"):
         dub(tmp_path, clip, target_language="de")
-
-
-def test_a_source_language_without_a_speech_model_is_bad_input(
-    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(MODEL_PATH_ENV, raising=False)
-
-    with pytest.raises(BadInput, match="no speech model for language es"):
-        dub(tmp_path, clip, source_language="es", target_language="en")
 
 
 def test_a_missing_target_language_is_bad_input(clip: Path, tmp_path: Path) -> None:

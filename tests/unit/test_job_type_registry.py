@@ -35,7 +35,7 @@ from tests.engine_context import RecordingContext
 SERVER = "http://127.0.0.1:9"  # nothing listens there; nothing is sent
 # One parameters value per type with every field set, so a dropped field shows in the round trip.
 FULL_PARAMS: dict[str, JobParams] = {
-    job_types.STT.name: SttParams(language="de", formats=("srt", "txt")),
+    job_types.STT.name: SttParams(language="de", formats=("srt", "txt"), model="tiny.en", task="translate"),
     job_types.TTS.name: TtsParams(text="hello", language="en", voice="f3", rate=200, pitch=60, format="ogg"),
     job_types.VOICE_CLONING.name: VoiceCloningParams(text="hello", language="es", format="mp3"),
     job_types.DUBBING.name: DubbingParams(source_language="en", target_language="es", voice="m3", original_volume=0.5),

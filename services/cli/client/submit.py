@@ -94,11 +94,19 @@ def submit_stt(
     project: ProjectOption,
     input_file: InputOption = None,
     input_url: InputUrlOption = "",
-    language: LanguageOption = "",
+    language: Annotated[
+        str, typer.Option(help="Language of the speech, e.g. en, es, fr (default: detected, and reported).")
+    ] = "",
     formats: Annotated[
         list[str] | None,
         typer.Option("--format", help="Transcript formats besides JSON: txt, srt, vtt; repeat for more (default all)."),
     ] = None,
+    model: Annotated[
+        str, typer.Option(help="Speech model: base (99 languages, the default) or tiny.en (English only, fastest).")
+    ] = "",
+    translate: Annotated[
+        bool, typer.Option("--translate", help="Write the transcript in English, whatever the speech's language.")
+    ] = False,
     name: NameOption = "",
     description: DescriptionOption = "",
     client_request_id: RequestIdOption = "",
@@ -108,7 +116,9 @@ def submit_stt(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Speech to text of an audio or video input."""
-    params = SttParams(language=language, formats=tuple(formats or ()))
+    params = SttParams(
+        language=language, formats=tuple(formats or ()), model=model, task="translate" if translate else ""
+    )
     common = Submission(
         project, name, description, client_request_id, input_file, input_url, watch, timeout, server, output
     )

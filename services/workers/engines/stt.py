@@ -10,7 +10,7 @@ from services.common import job_types
 from services.common.job_params import JobParams, SttParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit.transcript import to_srt, to_text, to_vtt
-from services.workers.engines.toolkit.whisper import load_model, primary_language, transcribe_file
+from services.workers.engines.toolkit.whisper import load_model, model_label, primary_language, transcribe_file
 
 EXTRA_FORMATS = ("txt", "srt", "vtt")
 MAIN_OUTPUT = "transcript.json"
@@ -37,23 +37,32 @@ class WhisperStt:
     def run(self, params: JobParams, inputs: list[Path], ctx: EngineContext) -> EngineResult:
         """Transcribe the one input into transcript.json and the requested extra formats."""
         stt = params_of(params, SttParams)
-        language = primary_language(stt.language)
+        asked = primary_language(stt.language, default="")
+        task = stt.task.strip().lower() or "transcribe"
         formats = _requested_formats(stt.formats)
         if len(inputs) != 1:
             raise BadInput(f"STT takes one audio or video file, got {len(inputs)}")
 
-        model = load_model(language)
+        model_name = model_label(stt.model.strip())
+        model = load_model(asked, stt.model.strip(), task)
         ctx.progress(0, "reading audio")
         ctx.check_cancelled()
         heard = transcribe_file(
-            model, inputs[0], language, ctx, lambda done: ctx.progress(5 + int(90 * done), "transcribing")
+            model, inputs[0], asked, ctx, lambda done: ctx.progress(5 + int(90 * done), "transcribing"), task
         )
-        segments, duration = heard.segments, heard.duration_seconds
-        ctx.log(f"transcribed {duration} s of audio in {language}")
+        segments, duration, language = heard.segments, heard.duration_seconds, heard.language
+        detected = "" if asked else f" (detected, p={heard.language_probability})"
+        ctx.log(f"transcribed {duration} s of audio in {language or 'no language'}{detected} with {model_name}")
+        # What the text is written in: English when translated.
+        text_language = "en" if task == "translate" else language
 
         text = " ".join(s.text for s in segments)
         transcript = {
             "language": language,
+            "language_probability": heard.language_probability,
+            "text_language": text_language,
+            "task": task,
+            "model": model_name,
             "duration_seconds": duration,
             "text": text,
             "segments": [
@@ -79,6 +88,10 @@ class WhisperStt:
             outputs=outputs,
             meta={
                 "language": language,
+                "language_probability": heard.language_probability,
+                "text_language": text_language,
+                "task": task,
+                "model": model_name,
                 "duration_seconds": duration,
                 "text": text,
                 "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in segments],

