@@ -71,7 +71,7 @@ _FACTS: dict[int, _Facts] = {
         text_field="text",
         max_text_chars=100_000,
         max_input_seconds=None,
-        engine="services.workers.engines.tts:EspeakTts",
+        engine="services.workers.engines.tts:TextToSpeech",
     ),
     types_pb2.VOICE_CLONING: _Facts(
         input_kinds=frozenset({InputKind.AUDIO}),

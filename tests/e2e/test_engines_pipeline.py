@@ -83,7 +83,7 @@ def test_voice_cloning_speaks_in_the_reference_voice(http: httpx.Client, account
         json={
             "project_id": project["id"],
             "type": "TTS",
-            "params": {"tts": {"text": "This is my own voice, please copy it well.", "pitch": 85}},
+            "params": {"tts": {"text": "This is my own voice, please copy it well.", "pitch": 85, "voice": "espeak"}},
         },
         headers=editor.headers,
     ).json()

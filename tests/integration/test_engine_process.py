@@ -13,7 +13,7 @@ import pytest
 from services.common.job_params import TtsParams
 from services.workers.engine_process import MIB, EngineProcess, EngineProcessDied
 from services.workers.engines.base import BadInput, Cancelled
-from services.workers.engines.tts import EspeakTts
+from services.workers.engines.tts import TextToSpeech
 from services.workers.stop import StopFlag, StopReason
 from tests.engine_context import RecordingContext
 
@@ -34,7 +34,7 @@ def _context(tmp_path: Path) -> RecordingContext:
 
 
 async def _killed_midway_then_short(tmp_path: Path) -> tuple[BaseException | None, list[Path], int | None, int | None]:
-    engine = EngineProcess(EspeakTts(), memory_limit_bytes=2048 * MIB, stop_grace_seconds=1.0)
+    engine = EngineProcess(TextToSpeech(), memory_limit_bytes=2048 * MIB, stop_grace_seconds=1.0)
     try:
         ctx = _context(tmp_path)
         job = asyncio.ensure_future(engine.run(TtsParams(text=LONG_TEXT), [], ctx, StopFlag()))
@@ -69,7 +69,7 @@ def test_an_engine_process_killed_midway_fails_its_job_as_retryable_and_the_next
 
 
 async def _stopped_midway_then_short(tmp_path: Path) -> tuple[BaseException | None, list[int], list[Path]]:
-    engine = EngineProcess(EspeakTts(), memory_limit_bytes=2048 * MIB, stop_grace_seconds=1.0)
+    engine = EngineProcess(TextToSpeech(), memory_limit_bytes=2048 * MIB, stop_grace_seconds=1.0)
     try:
         ctx = _context(tmp_path)
         stop = StopFlag()
@@ -101,7 +101,7 @@ def test_a_stop_ends_the_job_cancelled_and_the_engine_process_serves_the_next(tm
 def test_an_engine_process_over_its_ceiling_fails_the_job_as_bad_input(tmp_path: Path) -> None:
     # Given a ceiling no Python process fits under, when a job runs, then it fails with the ceiling's reason
     async def run() -> BaseException | None:
-        engine = EngineProcess(EspeakTts(), memory_limit_bytes=1 * MIB, stop_grace_seconds=1.0)
+        engine = EngineProcess(TextToSpeech(), memory_limit_bytes=1 * MIB, stop_grace_seconds=1.0)
         try:
             await engine.run(TtsParams(text=SHORT_TEXT), [], _context(tmp_path), StopFlag())
         except BaseException as raised:

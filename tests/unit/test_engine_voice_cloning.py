@@ -26,7 +26,7 @@ from services.workers.engines.base import BadInput, Cancelled, EngineResult
 from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.ffmpeg import decode_audio, media_info, read_wav, write_wav
 from services.workers.engines.toolkit.voice import speaker_profile, world
-from services.workers.engines.tts import EspeakTts
+from services.workers.engines.tts import TextToSpeech
 from services.workers.engines.voice_cloning import WorldVoiceCloning
 from tests.engine_context import RecordingContext
 from tests.word_error_rate import word_error_rate
@@ -126,7 +126,7 @@ def reference(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def cloned(folder: Path, reference: Path) -> Cloned:
     plain_dir = Path(tempfile.mkdtemp(dir=folder))
-    plain = EspeakTts().run(TtsParams(text=TEXT), [], RecordingContext(plain_dir)).outputs[0]
+    plain = TextToSpeech().run(TtsParams(text=TEXT), [], RecordingContext(plain_dir)).outputs[0]
     held_out = espeak_recording(folder / "held_out.wav", HELD_OUT_TEXT, REFERENCE_VOICE, REFERENCE_PITCH)
     result, _ = clone(folder, reference, text=TEXT)
     return Cloned(reference=reference, held_out=held_out, plain=plain, output=result.outputs[0], meta=result.meta)

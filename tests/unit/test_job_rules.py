@@ -143,8 +143,8 @@ def test_texts_longer_than_their_engine_takes_are_refused_at_create() -> None:
 
 
 def test_engine_overrides_name_a_type_and_a_class() -> None:
-    overrides = parse_engine_overrides("tts = services.workers.engines.tts:EspeakTts")
-    assert overrides == {"TTS": "services.workers.engines.tts:EspeakTts"}
+    overrides = parse_engine_overrides("tts = services.workers.engines.tts:TextToSpeech")
+    assert overrides == {"TTS": "services.workers.engines.tts:TextToSpeech"}
     assert create_engine("TTS", overrides).job_type == "TTS"
     with pytest.raises(ValueError, match="unknown job type"):
         parse_engine_overrides("OCR=x:Y")

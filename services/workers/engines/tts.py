@@ -1,4 +1,5 @@
-"""Text to speech with espeak-ng: offline, many languages; 16-bit mono WAV, MP3 or OGG (Opus)."""
+"""Text to speech: a neural Piper voice where one ships (English), espeak-ng for every other language and on
+request; offline; 16-bit mono WAV, MP3 or OGG (Opus)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from services.common import job_types
 from services.common.job_params import JobParams, TtsParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
+from services.workers.engines.toolkit import piper
 from services.workers.engines.toolkit.espeak import DEFAULT_PITCH, DEFAULT_RATE, Espeak
 from services.workers.engines.toolkit.ffmpeg import encode_audio
 from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
@@ -15,10 +17,36 @@ from services.workers.engines.toolkit.speech import espeak_voice, output_format,
 MIN_RATE, MAX_RATE = 80, 450
 MIN_PITCH, MAX_PITCH = 0, 100
 OUTPUT_STEM = "speech"
+# The neural voice a language gets when the job names none.
+DEFAULT_NEURAL_VOICES = {"en": "joe"}
+# The voice name that asks for espeak-ng's plain voice of the language (variants such as m3 ask for it too).
+ESPEAK = "espeak"
 
 
-class EspeakTts:
-    """TTS engine on espeak-ng; the text is spoken sentence by sentence so progress and cancel are real."""
+def neural_voice(language: str, voice: str, pitch: int) -> str | None:
+    """The Piper voice a job gets, or None for espeak-ng; BadInput when the job asks what it cannot have."""
+    # Not validated here: espeak-ng's voice lookup refuses a malformed language, naming the ones it has.
+    primary = language.strip().lower().replace("_", "-").split("-")[0]
+    if voice in piper.VOICES:
+        if piper.VOICES[voice].language != primary:
+            raise BadInput(f"the neural voice {voice} speaks {piper.VOICES[voice].language}, not {language}")
+        if pitch:
+            raise BadInput(f"the neural voice {voice} has no pitch control; choose an espeak-ng voice for pitch")
+        return voice
+    if voice:
+        return None
+    default = DEFAULT_NEURAL_VOICES.get(primary)
+    if default is not None and pitch:
+        raise BadInput(
+            f"the neural voice {default} has no pitch control; ask for voice {ESPEAK!r} "
+            "(or a variant such as m3) for pitch"
+        )
+    return default
+
+
+class TextToSpeech:
+    """TTS engine: a Piper voice for English by default, espeak-ng otherwise; the text is spoken sentence by
+    sentence, so progress and cancel are real."""
 
     job_type = job_types.TTS.name
 
@@ -38,10 +66,19 @@ class EspeakTts:
         if not MIN_PITCH <= pitch <= MAX_PITCH:
             raise BadInput(f"pitch must be {MIN_PITCH}-{MAX_PITCH} (0 for the default), not {pitch}")
         espeak = self._espeak or Espeak.shared()
-        language, voice = espeak_voice(espeak, tts.language, tts.voice)
+        neural = neural_voice(tts.language or "en", tts.voice.strip().lower(), tts.pitch)
+        if neural is not None:
+            language, voice = (tts.language or "en").strip().lower(), neural
+            speaker = piper.PiperVoice.shared(neural)
+            sample_rate = speaker.sample_rate
+        else:
+            variant = "" if tts.voice.strip().lower() == ESPEAK else tts.voice
+            language, voice = espeak_voice(espeak, tts.language, variant)
+            sample_rate = espeak.sample_rate
 
         chunks = split_text(text)
-        ctx.log(f"speaking {len(text)} characters in {len(chunks)} parts with voice {voice}")
+        engine = "piper" if neural is not None else "espeak-ng"
+        ctx.log(f"speaking {len(text)} characters in {len(chunks)} parts with the {engine} voice {voice}")
         # Encoding is one more step after speaking when the format is not WAV.
         steps = len(chunks) + (fmt != "wav")
         wav_path = ctx.output_dir / f"{OUTPUT_STEM}.wav"
@@ -49,12 +86,15 @@ class EspeakTts:
         with wave.open(str(wav_path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
-            out.setframerate(espeak.sample_rate)
+            out.setframerate(sample_rate)
             for index, chunk in enumerate(chunks, start=1):
                 ctx.check_cancelled()
-                samples = espeak.synthesize(chunk, voice, rate, pitch)
-                out.writeframes(samples.tobytes())
-                frames += len(samples)
+                if neural is not None:
+                    samples = speaker.synthesize(chunk, espeak, rate).tobytes()
+                else:
+                    samples = espeak.synthesize(chunk, voice, rate, pitch).tobytes()
+                out.writeframes(samples)
+                frames += len(samples) // 2
                 ctx.progress(100 * index // steps, f"spoke part {index} of {len(chunks)}")
         path = wav_path
         if fmt != "wav":
@@ -65,9 +105,11 @@ class EspeakTts:
         return EngineResult(
             outputs=[path],
             meta={
-                "duration_seconds": round(frames / espeak.sample_rate, 3),
-                "sample_rate": espeak.sample_rate,
+                "duration_seconds": round(frames / sample_rate, 3),
+                "sample_rate": sample_rate,
                 "format": fmt,
                 "language": language,
+                "engine": engine,
+                "voice": voice,
             },
         )

@@ -23,6 +23,7 @@ _CHARS_UTF8 = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _EE_OK = 0
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA as UTF-8 instead of espeak's own phoneme names
 DEFAULT_RATE = 175  # words per minute
 DEFAULT_PITCH = 50  # 0-100
 
@@ -67,6 +68,8 @@ class Espeak:
             ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), _INITIALIZE_DONT_EXIT
         )
@@ -121,3 +124,21 @@ class Espeak:
         if status != _EE_OK:
             raise RuntimeError(f"espeak-ng could not synthesise ({status})")
         return samples
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """The IPA phonemes of `text` as `voice` pronounces it (its clauses joined by spaces).
+
+        What neural voices trained on espeak-ng phonemes (Piper) take as their input.
+        """
+        data = ctypes.create_string_buffer(text.encode("utf-8"))
+        # espeak_TextToPhonemes moves this pointer past each clause it reads, and sets it to NULL at the end.
+        position = ctypes.c_void_p(ctypes.addressof(data))
+        clauses: list[str] = []
+        with _lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+                raise VoiceNotFound(voice)
+            while position.value:
+                phonemes = self._lib.espeak_TextToPhonemes(ctypes.byref(position), _CHARS_UTF8, _PHONEMES_IPA)
+                if phonemes:
+                    clauses.append(phonemes.decode("utf-8").strip())
+        return " ".join(clause for clause in clauses if clause)
