@@ -77,10 +77,13 @@ def measure(runs: int) -> list[Figure]:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="aiorch-bench-engines-") as temporary:
         work = Path(temporary)
-        elapsed, result = _timed_run("TTS", TtsParams(text=TEXT), [], work, runs)
+        elapsed, result = _timed_run("TTS", TtsParams(text=TEXT, voice="espeak"), [], work, runs)
         speech = result.outputs[0]
         seconds = _duration(speech)
         figures.append(Figure("engines", f"TTS espeak-ng RTF ({seconds:.1f} s out)", elapsed / seconds, "x"))
+        elapsed, neural = _timed_run("TTS", TtsParams(text=TEXT), [], work, runs)
+        seconds = _duration(neural.outputs[0])
+        figures.append(Figure("engines", f"TTS Piper joe RTF ({seconds:.1f} s out)", elapsed / seconds, "x"))
         portrait = work / "portrait.png"
         # scikit-image is untyped: name what its sample returns.
         astronaut: Callable[[], NDArray[np.uint8]] = samples.astronaut
