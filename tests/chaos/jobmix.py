@@ -57,9 +57,11 @@ def job_bodies(project_id: str, inputs: Inputs, count: int, tag: str) -> list[di
                 "input_file_id": inputs.speech_file_id,
             }
         else:
-            # Long enough that 50 jobs are still in flight when the fault hits, even on an idle machine.
+            # Long enough that 50 jobs are still in flight when the fault hits, even on an idle machine. Spoken
+            # by espeak-ng: the rounds need many quick jobs in flight, and the neural voice takes tens of
+            # seconds per job on a loaded machine (its speed is the bench's business, not the faults').
             text = f"Chaos job number {n} says hello. It speaks a few short sentences in round {tag}. " * 4
-            body |= {"type": "TTS", "params": {"tts": {"text": text}}}
+            body |= {"type": "TTS", "params": {"tts": {"text": text, "voice": "espeak"}}}
         bodies.append(body)
     return bodies
 
