@@ -175,9 +175,10 @@ def make_project(http: Any, user: User, name: str | None = None) -> dict[str, An
     return project
 
 
-def tts_job(http: Any, user: User, project_id: str, text: str, **extra: Any) -> dict[str, Any]:
-    """A TTS job created over REST."""
-    body = {"project_id": project_id, "type": "TTS", "params": {"tts": {"text": text}}, **extra}
+def tts_job(http: Any, user: User, project_id: str, text: str, voice: str = "", **extra: Any) -> dict[str, Any]:
+    """A TTS job created over REST (`voice` "espeak" for a long text: the neural voice takes minutes for one)."""
+    params = {"text": text, **({"voice": voice} if voice else {})}
+    body = {"project_id": project_id, "type": "TTS", "params": {"tts": params}, **extra}
     reply = http.post("/api/jobs/", json=body, headers=user.headers)
     assert reply.status_code == 200, reply.text
     job: dict[str, Any] = reply.json()
@@ -209,7 +210,8 @@ def wait_for(http: Any, user: User, job_id: str, states: set[str], timeout: floa
 
 
 def long_text(sentences: int = 300) -> str:
-    """A text that takes the TTS engine a while (many sentences, so cancel checkpoints come often)."""
+    """A text that takes the TTS engine a while (many sentences, so cancel checkpoints come often); spoken by
+    espeak-ng (voice "espeak") it runs for seconds, by the neural voice for minutes."""
     return " ".join(f"This is sentence number {i} of a long story about a patient robot." for i in range(sentences))
 
 

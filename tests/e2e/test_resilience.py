@@ -20,7 +20,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once(
 ) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    job = tts_job(http, editor, project["id"], long_text())
+    job = tts_job(http, editor, project["id"], long_text(), voice="espeak")
     running = wait_for(http, editor, job["id"], {"RUNNING"}, timeout=30)
     victim_pid = int(running["worker_id"].rsplit("-", 1)[1])
     victim = next(n for n in worker_names(local_stack) if local_stack.supervisor.process(n).pid == victim_pid)
@@ -57,7 +57,7 @@ def test_watchers_reconnect_after_a_jobs_service_restart_and_see_the_final_state
 ) -> None:
     editor = accounts.create("editor")
     project = make_project(http, editor)
-    job = tts_job(http, editor, project["id"], long_text())
+    job = tts_job(http, editor, project["id"], long_text(), voice="espeak")
     assert local_stack.endpoints is not None
     address = f"127.0.0.1:{local_stack.endpoints.gateway_port}"
     final: dict[str, Any] = {}

@@ -345,7 +345,7 @@ def test_commands_refreshing_at_once_share_one_rotation(cli: Cli, editor: User, 
 
 def test_a_watch_survives_a_jobs_service_restart(cli: Cli, editor: User, local_stack: LocalStack) -> None:
     project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
-    job = cli.json("jobs", "submit", "tts", "-p", project["id"], "--text", long_text())
+    job = cli.json("jobs", "submit", "tts", "-p", project["id"], "--text", long_text(), "--voice", "espeak")
     watcher = cli.start("jobs", "watch", job["id"], "--output", "json")
     assert watcher.stdout is not None
     first = json.loads(watcher.stdout.readline())

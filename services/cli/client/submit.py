@@ -39,6 +39,10 @@ TimeoutOption = Annotated[
 ]
 LanguageOption = Annotated[str, typer.Option(help="Language, e.g. en, es, fr, de (server default en).")]
 VoiceOption = Annotated[str, typer.Option(help="Engine voice variant, e.g. m3, f3 (optional).")]
+TtsVoiceOption = Annotated[
+    str,
+    typer.Option(help="Voice: joe (neural; English's default), espeak, or an espeak-ng variant such as m3 (optional)."),
+]
 FormatOption = Annotated[str, typer.Option("--format", help="Output format: wav, mp3 or ogg (server default wav).")]
 
 
@@ -130,9 +134,11 @@ def submit_tts(
     project: ProjectOption,
     text: Annotated[str, typer.Option(help="The text to speak.", show_default=False)],
     language: LanguageOption = "",
-    voice: VoiceOption = "",
+    voice: TtsVoiceOption = "",
     rate: Annotated[int, typer.Option(help="Words per minute, 80-450 (server default 175).", show_default=False)] = 0,
-    pitch: Annotated[int, typer.Option(help="Pitch 1-100 (server default 50).", show_default=False)] = 0,
+    pitch: Annotated[
+        int, typer.Option(help="Pitch 1-100, espeak-ng voices only (server default 50).", show_default=False)
+    ] = 0,
     audio_format: FormatOption = "",
     name: NameOption = "",
     description: DescriptionOption = "",
