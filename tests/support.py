@@ -175,8 +175,12 @@ def make_project(http: Any, user: User, name: str | None = None) -> dict[str, An
     return project
 
 
-def tts_job(http: Any, user: User, project_id: str, text: str, voice: str = "", **extra: Any) -> dict[str, Any]:
-    """A TTS job created over REST (`voice` "espeak" for a long text: the neural voice takes minutes for one)."""
+def tts_job(http: Any, user: User, project_id: str, text: str, voice: str = "espeak", **extra: Any) -> dict[str, Any]:
+    """A TTS job created over REST, spoken by espeak-ng unless `voice` says otherwise ("" : the default voice).
+
+    The platform tests create hundreds of throwaway jobs on the session stack's two workers; with the neural
+    voice (seconds each on a loaded machine) their backlog made later tests' jobs wait minutes to start.
+    """
     params = {"text": text, **({"voice": voice} if voice else {})}
     body = {"project_id": project_id, "type": "TTS", "params": {"tts": params}, **extra}
     reply = http.post("/api/jobs/", json=body, headers=user.headers)

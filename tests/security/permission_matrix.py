@@ -95,9 +95,9 @@ _CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "UpdateProfile": ({"id": "{owner}", "name": "Renamed"}, "PATCH /api/profiles/{owner}/", {"name": "Renamed"}),
     "UpdateProject": ({"id": "{project}", "name": "renamed"}, "PATCH /api/projects/{project}/", {"name": "renamed"}),
     "CreateJob": (
-        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi."}}},
+        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi.", "voice": "espeak"}}},
         "POST /api/jobs/",
-        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi."}}},
+        {"project_id": "{project}", "type": "TTS", "params": {"tts": {"text": "Hi.", "voice": "espeak"}}},
     ),
     "UpdateJob": ({"id": "{job}", "name": "renamed"}, "PATCH /api/jobs/{job}/", {"name": "renamed"}),
     "UpdateProgress": (
