@@ -7,7 +7,7 @@
 
 The cache is AIORCH_WORKER_MODEL_CACHE (the images set it to a directory filled when they are built), else
 $XDG_CACHE_HOME/aiorch/models, else ~/.cache/aiorch/models: one join per machine, kept between runs.
-`python -m services.workers.engines.toolkit.whisper_models` joins them ahead of time (`make models`).
+`python -m services.workers.engines.toolkit.whisper_models` joins them ahead of time (the image build runs it).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def main() -> int:
-    """Join every installed split model into the cache (at image build, or `make models`)."""
+    """Join every installed split model into the cache (the image build runs it; by hand ahead of a first job)."""
     for name, source in MODELS.items():
         if isinstance(source, SplitModel):
             print(f"whisper {name}: {model_dir(name)}", flush=True)
