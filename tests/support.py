@@ -11,7 +11,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -254,6 +254,14 @@ def stopped_workers(stack: LocalStack) -> Iterator[None]:
     finally:
         for name in names:
             stack.supervisor.restart(name)
+
+
+def cancel_jobs(http: Any, user: User, job_ids: Iterable[str]) -> None:
+    """Cancel jobs a test made only to look at, so the session stack's workers never spend time on them
+    (a job of 100,000 characters keeps a worker busy for most of an hour)."""
+    for job_id in job_ids:
+        reply = http.post(f"/api/jobs/{job_id}/cancel/", json={}, headers=user.headers)
+        assert reply.status_code == 200, reply.text[:300]
 
 
 def stored_results(database_url: str, job_id: str) -> int:

@@ -31,7 +31,7 @@ from services.common.peer import CLIENT_ADDRESS_HEADER
 from services.devstack.stack import Endpoints
 from tests.figures import Figures
 from tests.request_fields import BACKENDS, TextField, text_fields
-from tests.support import Accounts, User, make_project, unique
+from tests.support import Accounts, User, cancel_jobs, make_project, unique
 
 TEXT_FIELDS = text_fields()
 # The finding's reproduction: a description of 1.1 MiB.
@@ -275,6 +275,7 @@ def test_the_largest_job_reads_back_through_every_path(
     assert listed.status_code == 200 and [job["id"] for job in listed.json()["jobs"]] == [job_id]
     assert json.loads(first.removeprefix("data: "))["job"]["id"] == job_id
     assert broadcast.job.params.tts.text == created.json()["params"]["tts"]["text"]
+    cancel_jobs(http, editor, [job_id])
     figures.add(
         f"largest TTS job in {character.encode('unicode_escape').decode()}: GetJob {len(got.content)} bytes, "
         f"ListJobs {len(listed.content)} bytes, first watch event {len(first.encode())} bytes, "
@@ -309,6 +310,7 @@ def test_a_page_of_the_longest_jobs_is_cut_short_instead_of_failing(
         if not token:
             break
     assert sorted(seen) == sorted(created)
+    cancel_jobs(http, owner, created)
     figures.add(
         f"three of the longest TTS jobs list in {pages} pages of page_size 50 (each page within its byte budget)"
     )
