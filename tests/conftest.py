@@ -8,7 +8,7 @@ need nothing running, and a new module cannot forget the marker.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import grpc
@@ -19,12 +19,17 @@ from services.devstack.stack import SERVICES, Endpoints, LocalStack, StackConfig
 from tests.figures import print_summary
 from tests.support import ADMIN_PASSWORD, TEST_SERVICE_ENV, Accounts, postgres_state_dir, stopped_workers
 
+# The session's stack once started, for the failure report below.
+SESSION_STACK = pytest.StashKey[LocalStack]()
+
 
 @pytest.fixture(scope="session")
-def local_stack() -> Iterator[LocalStack]:
+def local_stack(pytestconfig: pytest.Config) -> Iterator[LocalStack]:
     """The running stack, for tests that stop and restart its parts; stopped at the end of the session."""
     with postgres_state_dir("stack") as state_dir:
-        yield from _running_stack(state_dir)
+        for running in _running_stack(state_dir):
+            pytestconfig.stash[SESSION_STACK] = running
+            yield running
 
 
 def _running_stack(state_dir: Path) -> Iterator[LocalStack]:
@@ -107,6 +112,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in used:
                 for marker in markers:
                     item.add_marker(marker)
+
+
+LOG_LINES_ON_FAILURE = 15
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used the session stack reports which of its children are down and how the workers'
+    logs end: a job left PENDING or a timeout says little by itself, and the stack is gone when CI prints."""
+    report = yield
+    stack = item.config.stash.get(SESSION_STACK, None)
+    if (
+        report.failed
+        and call.when == "call"
+        and stack is not None
+        and "local_stack" in getattr(item, "fixturenames", ())
+    ):
+        report.sections.append(("stack", _stack_state(stack)))
+    return report
+
+
+def _stack_state(stack: LocalStack) -> str:
+    lines = [f"running: {', '.join(stack.supervisor.running())}", f"exited: {stack.supervisor.exited()}"]
+    for log in sorted((stack.state_dir / "logs").glob("*.log")):
+        if not log.name.startswith(("worker", "jobs")):
+            continue
+        tail = log.read_text(errors="replace").splitlines()[-LOG_LINES_ON_FAILURE:]
+        lines += [f"--- {log.name}", *tail]
+    return "\n".join(lines)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
