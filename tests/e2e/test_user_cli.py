@@ -23,7 +23,7 @@ from aiorch.auth.v1 import tokens_pb2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.devstack.stack import Endpoints, LocalStack
-from tests.support import Accounts, User, forge, long_text
+from tests.support import Accounts, User, forge, stopped_workers
 from tests.word_error_rate import word_error_rate
 
 AIORCH = str(Path(sys.executable).parent / "aiorch")
@@ -345,16 +345,19 @@ def test_commands_refreshing_at_once_share_one_rotation(cli: Cli, editor: User, 
 
 def test_a_watch_survives_a_jobs_service_restart(cli: Cli, editor: User, local_stack: LocalStack) -> None:
     project = cli.json("projects", "create", f"cli-{uuid.uuid4().hex[:8]}")
-    job = cli.json("jobs", "submit", "tts", "-p", project["id"], "--text", long_text(), "--voice", "espeak")
-    watcher = cli.start("jobs", "watch", job["id"], "--output", "json")
-    assert watcher.stdout is not None
-    first = json.loads(watcher.stdout.readline())
-    assert first["job"]["id"] == job["id"]
-    assert first["job"]["status"] in ("PENDING", "RUNNING")
+    # No worker runs until the jobs service has restarted: the job cannot finish before the watch reconnects,
+    # however fast the machine.
+    with stopped_workers(local_stack):
+        job = cli.json("jobs", "submit", "tts", "-p", project["id"], "--text", "Watched across a restart.")
+        watcher = cli.start("jobs", "watch", job["id"], "--output", "json")
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())
+        assert first["job"]["id"] == job["id"]
+        assert first["job"]["status"] == "PENDING"
 
-    assert watcher.poll() is None
-    local_stack.supervisor.stop("jobs")
-    local_stack.supervisor.restart("jobs")
+        assert watcher.poll() is None
+        local_stack.supervisor.stop("jobs")
+        local_stack.supervisor.restart("jobs")
     rest, err = watcher.communicate(timeout=120)
     assert watcher.returncode == 0, err
     assert "reconnecting" in err
