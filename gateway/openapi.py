@@ -439,7 +439,11 @@ def _success_response(builder: SchemaBuilder, rpc: Rpc) -> Schema:
     if output == HTTP_BODY:
         return {
             "description": "The raw bytes; `Content-Type` is the file's media type (e.g. `audio/x-wav`).",
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                # A file that is JSON (a transcript.json result) is whatever JSON it holds, not a string.
+                "application/json": {"schema": {}},
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     schema = builder.message_component(output)
     if rpc.method.server_streaming:
