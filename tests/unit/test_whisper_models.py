@@ -1,4 +1,4 @@
-"""The Whisper models that ship in wheels: base joined once from its two parts into the cache, checked by hash."""
+"""The models that ship split in wheels (Whisper base, Kokoro) joined once into the cache, checked by hash."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.workers.engines.toolkit import whisper_models
+from services.workers.engines.toolkit import kokoro, whisper_models
 from services.workers.engines.toolkit.whisper_models import CACHE_ENV, MODELS, ModelUnavailable, SplitModel
 
 
@@ -63,3 +63,13 @@ def test_tiny_en_is_the_wheels_own_directory() -> None:
     path = whisper_models.model_dir("tiny.en")
     assert (path / "model.bin").is_file()
     assert not MODELS["tiny.en"].multilingual and MODELS["base"].multilingual
+
+
+def test_kokoro_is_joined_once_from_its_four_parts_into_the_cache(cache: Path) -> None:
+    path = kokoro.model_path()
+
+    assert path.parent.parent == cache and path.name == kokoro.MODEL_FILE
+    assert path.stat().st_size == sum(part.stat().st_size for part in kokoro._parts())
+    joined_at = path.stat().st_mtime_ns
+    assert kokoro.model_path() == path
+    assert path.stat().st_mtime_ns == joined_at, "joined again"

@@ -41,7 +41,10 @@ LanguageOption = Annotated[str, typer.Option(help="Language, e.g. en, es, fr, de
 VoiceOption = Annotated[str, typer.Option(help="Engine voice variant, e.g. m3, f3 (optional).")]
 TtsVoiceOption = Annotated[
     str,
-    typer.Option(help="Voice: joe (neural; English's default), espeak, or an espeak-ng variant such as m3 (optional)."),
+    typer.Option(
+        help="Voice: joe (neural, English), kumo, alpha, gongitsune, nezumi, tebukuro (neural, es/fr/de), espeak, "
+        "or an espeak-ng variant such as m3 (optional; default: the language's neural voice, else espeak-ng)."
+    ),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="Output format: wav, mp3 or ogg (server default wav).")]
 

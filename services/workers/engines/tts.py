@@ -1,5 +1,5 @@
-"""Text to speech: a neural Piper voice where one ships (English), espeak-ng for every other language and on
-request; offline; 16-bit mono WAV, MP3 or OGG (Opus)."""
+"""Text to speech: a neural voice where one ships (Piper for English; Kokoro for Spanish, French and German),
+espeak-ng for every other language and on request; offline; 16-bit mono WAV, MP3 or OGG (Opus)."""
 
 from __future__ import annotations
 
@@ -9,43 +9,50 @@ from pathlib import Path
 from services.common import job_types
 from services.common.job_params import JobParams, TtsParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
-from services.workers.engines.toolkit import piper
+from services.workers.engines.toolkit import neural_voices
 from services.workers.engines.toolkit.espeak import DEFAULT_PITCH, DEFAULT_RATE, Espeak
 from services.workers.engines.toolkit.ffmpeg import encode_audio
+from services.workers.engines.toolkit.neural_voices import NeuralVoice
 from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
 
 MIN_RATE, MAX_RATE = 80, 450
 MIN_PITCH, MAX_PITCH = 0, 100
 OUTPUT_STEM = "speech"
-# The neural voice a language gets when the job names none.
-DEFAULT_NEURAL_VOICES = {"en": "joe"}
 # The voice name that asks for espeak-ng's plain voice of the language (variants such as m3 ask for it too).
 ESPEAK = "espeak"
 
 
-def neural_voice(language: str, voice: str, pitch: int) -> str | None:
-    """The Piper voice a job gets, or None for espeak-ng; BadInput when the job asks what it cannot have."""
+def primary_subtag(language: str) -> str:
+    return language.strip().lower().replace("_", "-").split("-")[0]
+
+
+def neural_voice(language: str, voice: str, pitch: int) -> NeuralVoice | None:
+    """The neural voice a job gets, or None for espeak-ng; BadInput when the job asks what it cannot have."""
     # Not validated here: espeak-ng's voice lookup refuses a malformed language, naming the ones it has.
-    primary = language.strip().lower().replace("_", "-").split("-")[0]
-    if voice in piper.VOICES:
-        if piper.VOICES[voice].language != primary:
-            raise BadInput(f"the neural voice {voice} speaks {piper.VOICES[voice].language}, not {language}")
+    primary = primary_subtag(language)
+    chosen = neural_voices.VOICES.get(voice)
+    if chosen is not None:
+        if primary not in chosen.languages:
+            raise BadInput(
+                f"the neural voice {voice} speaks {', '.join(chosen.languages)}, not {language}; "
+                f"ask for voice {ESPEAK!r} for espeak-ng's {language}"
+            )
         if pitch:
             raise BadInput(f"the neural voice {voice} has no pitch control; choose an espeak-ng voice for pitch")
-        return voice
+        return chosen
     if voice:
         return None
-    default = DEFAULT_NEURAL_VOICES.get(primary)
+    default = neural_voices.DEFAULTS.get(primary)
     if default is not None and pitch:
         raise BadInput(
             f"the neural voice {default} has no pitch control; ask for voice {ESPEAK!r} "
             "(or a variant such as m3) for pitch"
         )
-    return default
+    return neural_voices.VOICES[default] if default is not None else None
 
 
 class TextToSpeech:
-    """TTS engine: a Piper voice for English by default, espeak-ng otherwise; the text is spoken sentence by
+    """TTS engine: the language's neural voice by default, espeak-ng otherwise; the text is spoken sentence by
     sentence, so progress and cancel are real."""
 
     job_type = job_types.TTS.name
@@ -68,16 +75,15 @@ class TextToSpeech:
         espeak = self._espeak or Espeak.shared()
         neural = neural_voice(tts.language or "en", tts.voice.strip().lower(), tts.pitch)
         if neural is not None:
-            language, voice = (tts.language or "en").strip().lower(), neural
-            speaker = piper.PiperVoice.shared(neural)
-            sample_rate = speaker.sample_rate
+            language, voice = (tts.language or "en").strip().lower(), neural.name
+            sample_rate = neural.sample_rate
         else:
             variant = "" if tts.voice.strip().lower() == ESPEAK else tts.voice
             language, voice = espeak_voice(espeak, tts.language, variant)
             sample_rate = espeak.sample_rate
 
         chunks = split_text(text)
-        engine = "piper" if neural is not None else "espeak-ng"
+        engine = neural.engine if neural is not None else "espeak-ng"
         ctx.log(f"speaking {len(text)} characters in {len(chunks)} parts with the {engine} voice {voice}")
         # Encoding is one more step after speaking when the format is not WAV.
         steps = len(chunks) + (fmt != "wav")
@@ -90,7 +96,7 @@ class TextToSpeech:
             for index, chunk in enumerate(chunks, start=1):
                 ctx.check_cancelled()
                 if neural is not None:
-                    samples = speaker.synthesize(chunk, espeak, rate).tobytes()
+                    samples = neural.speak(chunk, primary_subtag(language), espeak, rate).tobytes()
                 else:
                     samples = espeak.synthesize(chunk, voice, rate, pitch).tobytes()
                 out.writeframes(samples)

