@@ -35,6 +35,11 @@ TEXT = (
     "Good morning. This is a short benchmark of the speech engines. "
     "It reads three sentences aloud, and the engines turn them into other media."
 )
+# The same in Spanish, for Kokoro (the default neural voice of Spanish, French and German).
+SPANISH_TEXT = (
+    "Buenos días. Esta es una breve prueba de los motores de voz. "
+    "Lee tres frases en voz alta, y los motores las convierten en otros medios."
+)
 
 
 class _Quiet:
@@ -84,6 +89,9 @@ def measure(runs: int) -> list[Figure]:
         elapsed, neural = _timed_run("TTS", TtsParams(text=TEXT), [], work, runs)
         seconds = _duration(neural.outputs[0])
         figures.append(Figure("engines", f"TTS Piper joe RTF ({seconds:.1f} s out)", elapsed / seconds, "x"))
+        elapsed, kokoro = _timed_run("TTS", TtsParams(text=SPANISH_TEXT, language="es"), [], work, runs)
+        seconds = _duration(kokoro.outputs[0])
+        figures.append(Figure("engines", f"TTS Kokoro es RTF ({seconds:.1f} s out)", elapsed / seconds, "x"))
         portrait = work / "portrait.png"
         # scikit-image is untyped: name what its sample returns.
         astronaut: Callable[[], NDArray[np.uint8]] = samples.astronaut
