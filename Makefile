@@ -27,13 +27,13 @@ help: ## List the targets
 SYSTEM_STAMP := $(VENV)/.system-deps
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
-	@if apertium -l 2>/dev/null | grep -qw eng-spa && command -v promtool >/dev/null \
+	@if apertium -l 2>/dev/null | grep -qw eng-spa && apertium -l | grep -qw eng-cat && command -v promtool >/dev/null \
 		&& command -v chromium >/dev/null && command -v wrk >/dev/null \
 		&& [ -f /usr/share/sounds/alsa/Front_Center.wav ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			apertium apertium-eng-spa prometheus chromium wrk alsa-utils; \
-	else echo "install the Debian packages apertium, apertium-eng-spa, prometheus, chromium, wrk and alsa-utils (sudo apt-get install ...)"; exit 1; fi
+			apertium apertium-eng-spa apertium-eng-cat prometheus chromium wrk alsa-utils; \
+	else echo "install the Debian packages apertium, apertium-eng-spa, apertium-eng-cat, prometheus, chromium, wrk and alsa-utils (sudo apt-get install ...)"; exit 1; fi
 	touch $@
 
 $(STAMP): pyproject.toml | $(SYSTEM_STAMP)

@@ -6,7 +6,7 @@
 #   DEBIAN_PACKAGES  Debian packages its engines run (apertium for dubbing)
 # `make images` builds every role (tools/images.py); by hand, from the repository root:
 #   docker build -f deploy/images/aiorch.Dockerfile --build-arg EXTRAS=s3,engine-speech \
-#     --build-arg 'DEBIAN_PACKAGES=apertium apertium-eng-spa' -t ghcr.io/aiorch/aiorch-worker-speech:0.1.0 .
+#     --build-arg 'DEBIAN_PACKAGES=apertium apertium-eng-spa apertium-eng-cat' -t ghcr.io/aiorch/aiorch-worker-speech:0.1.0 .
 # (deploy/images/aiorch.Dockerfile.dockerignore keeps .venv, .state, gen and build out of the context.)
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm

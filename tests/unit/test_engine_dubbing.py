@@ -24,6 +24,7 @@ SENTENCES = (
     "We eat bread and fish every day.",
 )
 SPANISH_WORDS = {"el", "la", "los", "las", "de", "en", "y", "es", "un", "una", "mi", "muy", "cada", "casa", "día"}
+CATALAN_WORDS = {"el", "la", "els", "les", "de", "del", "en", "i", "és", "un", "una", "meu", "molt", "cada", "casa"}
 RATE = 16000  # the rate the checks listen at
 
 
@@ -123,6 +124,17 @@ def test_an_audio_input_comes_back_as_a_wav_of_the_same_length(tmp_path: Path) -
     assert rate == MIX_RATE
     assert samples.size / rate == pytest.approx(ffmpeg.media_info(speech)[0], abs=0.01)
     assert result.meta["format"] == "wav"
+
+
+def test_english_is_dubbed_into_catalan_with_catalan_subtitles(clip: Path, tmp_path: Path) -> None:
+    result, _ = dub(tmp_path, clip, target_language="ca")
+
+    cues = [text for _, text in srt_cues(result.outputs[1].read_text())]
+    duration, _, _ = ffmpeg.media_info(result.outputs[0])
+    assert result.meta["target_language"] == "ca"
+    assert cues == translate_lines([s["text"] for s in result.meta["segments"]], "eng-cat")
+    assert all(CATALAN_WORDS & set(re.findall(r"\w+", text.lower())) for text in cues), cues
+    assert duration == pytest.approx(ffmpeg.media_info(clip)[0], rel=0.02)
 
 
 def test_an_unsupported_pair_is_bad_input_listing_the_supported_ones(clip: Path, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ VoiceOption = Annotated[str, typer.Option(help="Engine voice variant, e.g. m3, f
 TtsVoiceOption = Annotated[
     str,
     typer.Option(
-        help="Voice: joe (neural, English), kumo, alpha, gongitsune, nezumi, tebukuro (neural, es/fr/de), espeak, "
+        help="Voice: joe (neural, English), kumo, alpha, gongitsune, nezumi, tebukuro (neural, es/fr/de/ca), espeak, "
         "or an espeak-ng variant such as m3 (optional; default: the language's neural voice, else espeak-ng)."
     ),
 ]

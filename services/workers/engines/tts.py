@@ -1,4 +1,4 @@
-"""Text to speech: a neural voice where one ships (Piper for English; Kokoro for Spanish, French and German),
+"""Text to speech: a neural voice where one ships (Piper for English; Kokoro for Spanish, French, German, Catalan),
 espeak-ng for every other language and on request; offline; 16-bit mono WAV, MP3 or OGG (Opus)."""
 
 from __future__ import annotations

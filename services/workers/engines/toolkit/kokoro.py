@@ -58,7 +58,7 @@ VOICES: dict[str, KokoroVoice] = {
 }
 # The languages Kokoro speaks here (espeak-ng voice names for the phonemes), each measured by a round trip
 # through Whisper base (docs/engines.md); others stay with espeak-ng.
-LANGUAGES = ("es", "fr", "de")
+LANGUAGES = ("es", "fr", "de", "ca")
 
 _loaded: dict[str, KokoroModel] = {}
 _loaded_lock = threading.Lock()

@@ -38,4 +38,4 @@ VOICES: dict[str, NeuralVoice] = {
     **{name: NeuralVoice(name, KOKORO, kokoro.LANGUAGES, preset.sex) for name, preset in kokoro.VOICES.items()},
 }
 # Each the preset with the lowest round-trip word error rate in its language (docs/engines.md).
-DEFAULTS: dict[str, str] = {"en": "joe", "es": "gongitsune", "fr": "nezumi", "de": "kumo"}
+DEFAULTS: dict[str, str] = {"en": "joe", "es": "gongitsune", "fr": "nezumi", "de": "kumo", "ca": "gongitsune"}
