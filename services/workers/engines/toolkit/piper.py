@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import threading
 import unicodedata
@@ -25,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.inference import onnx_session
 
 BEGIN, END, PAD = "^", "$", "_"
 # A clause ends at one of these; the model was trained with them in its input (pauses and intonation).
@@ -62,21 +62,13 @@ _loaded_lock = threading.Lock()
 class PiperVoice:
     """One Piper model, loaded once per process (`PiperVoice.shared(name)`); synthesis is thread-safe."""
 
-    def __init__(self, model: Path, config: Path, threads: int) -> None:
-        import onnxruntime  # noqa: PLC0415 - only engines that speak with a neural voice load it
-
+    def __init__(self, model: Path, config: Path) -> None:
         settings = json.loads(config.read_text(encoding="utf-8"))
         self.sample_rate: int = int(settings["audio"]["sample_rate"])
         self.espeak_voice: str = str(settings["espeak"]["voice"])
         self._ids: dict[str, list[int]] = {key: list(value) for key, value in settings["phoneme_id_map"].items()}
         self._length_scale = float(settings.get("inference", {}).get("length_scale", 1.0))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        self._session: Any = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session: Any = onnx_session(model)
 
     @classmethod
     def shared(cls, name: str) -> PiperVoice:
@@ -85,7 +77,7 @@ class PiperVoice:
             voice = _loaded.get(name)
             if voice is None:
                 model, config = VOICES[name].paths()
-                voice = cls(model, config, threads=min(4, os.cpu_count() or 1))
+                voice = cls(model, config)
                 _loaded[name] = voice
             return voice
 

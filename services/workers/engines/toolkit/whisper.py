@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from services.workers.engines.base import BadInput, EngineContext, TransientError
 from services.workers.engines.toolkit import ffmpeg, whisper_models
+from services.workers.engines.toolkit.inference import model_threads
 from services.workers.engines.toolkit.transcript import Segment, Word
 
 MODEL_PATH_ENV = "AIORCH_WORKER_STT_MODEL_PATH"
@@ -118,7 +119,7 @@ def load_model(language: str, name: str = "", task: str = "transcribe") -> Any:
             device = os.environ.get(DEVICE_ENV, "cpu").strip().lower() or "cpu"
             if device not in COMPUTE_TYPES:
                 raise BadInput(f"{DEVICE_ENV}={device} is not one of {', '.join(COMPUTE_TYPES)}")
-            threads = min(4, os.cpu_count() or 1)
+            threads = model_threads()
             model = WhisperModel(str(path), device=device, compute_type=COMPUTE_TYPES[device], cpu_threads=threads)
             _models[path] = model
     if language and language not in model.supported_languages:
