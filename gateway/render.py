@@ -40,7 +40,12 @@ CLIENT_ADDRESS_HEADER = "x-aiorch-client-address"
 KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "auth": (
         ("aiorch.auth.v1",),
-        ("aiorch.auth.v1.TokenService", "aiorch.auth.v1.ProfileService", "aiorch.auth.v1.SettingsService"),
+        (
+            "aiorch.auth.v1.TokenService",
+            "aiorch.auth.v1.ProfileService",
+            "aiorch.auth.v1.SettingsService",
+            "aiorch.auth.v1.ApiKeyService",
+        ),
     ),
     "projects": (("aiorch.projects.v1",), ("aiorch.projects.v1.ProjectService",)),
     "jobs": (

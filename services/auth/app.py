@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
-from aiorch.auth.v1 import profiles_pb2_grpc, settings_pb2_grpc, tokens_pb2_grpc
+from aiorch.auth.v1 import keys_pb2_grpc, profiles_pb2_grpc, settings_pb2_grpc, tokens_pb2_grpc
 
-from services.auth.handlers import ProfileServicer, SettingsServicer, TokenServicer
+from services.auth.api_key_store import ApiKeyStore
+from services.auth.handlers import ApiKeyServicer, ProfileServicer, SettingsServicer, TokenServicer
+from services.auth.key_use import record_key_uses
 from services.auth.keys import load_signing_key
 from services.auth.models import OUTBOX
 from services.auth.passwords import Passwords
@@ -67,6 +70,8 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
         on_revoked=relay.wake,
     )
 
+    keys = ApiKeyStore(db, relay.wake)
+
     return core.app(
         [
             Servicer(
@@ -84,6 +89,12 @@ async def build_app(settings: AuthSettings) -> ServiceApp:
                 SettingsServicer(SettingsStore(db)),
                 settings_pb2_grpc.add_SettingsServiceServicer_to_server,
             ),
+            Servicer(
+                "aiorch.auth.v1.ApiKeyService",
+                ApiKeyServicer(keys, relay.hand_off_and_wait),
+                keys_pb2_grpc.add_ApiKeyServiceServicer_to_server,
+            ),
         ],
         public_methods=PUBLIC_METHODS,
+        background=[functools.partial(record_key_uses, core.nc, keys)],
     )

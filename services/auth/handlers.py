@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiorch.auth.v1 import (
+    keys_pb2,
+    keys_pb2_grpc,
     profiles_pb2,
     profiles_pb2_grpc,
     settings_pb2,
@@ -15,12 +18,14 @@ from aiorch.auth.v1 import (
 )
 from grpc import aio
 
+from services.auth.api_key_store import ApiKeyStore, ApiKeyView, NewApiKey
 from services.auth.profiles import NewProfile, ProfileChanges, ProfileDirectory, ProfileView
 from services.auth.settings_store import NewSetting, SettingChanges, SettingsStore, SettingView
 from services.auth.tokens import TokenIssuer, TokenPair
 from services.common.interceptors import current_caller
+from services.common.outbox import OutboxMessage
 from services.common.peer import Network, client_address
-from services.common.timestamps import to_timestamp
+from services.common.timestamps import from_timestamp, to_timestamp
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -54,6 +59,23 @@ def setting_message(view: SettingView) -> settings_pb2.Setting:
         description=view.description,
         created_at=to_timestamp(view.created_at),
         updated_at=to_timestamp(view.updated_at),
+    )
+
+
+def api_key_message(view: ApiKeyView) -> keys_pb2.ApiKey:
+    """The ApiKey message of a domain view."""
+    return keys_pb2.ApiKey(
+        id=view.id,
+        name=view.name,
+        prefix=view.prefix,
+        user_id=str(view.user_id),
+        role=view.role.value,
+        project_id=str(view.project_id or ""),
+        created_at=to_timestamp(view.created_at),
+        expires_at=to_timestamp(view.expires_at),
+        last_used_at=to_timestamp(view.last_used_at),
+        revoked_at=to_timestamp(view.revoked_at),
+        active=view.active,
     )
 
 
@@ -207,3 +229,46 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
     ) -> settings_pb2.GetEffectiveSettingsResponse:
         views = await asyncio.to_thread(self._store.effective, current_caller())
         return settings_pb2.GetEffectiveSettingsResponse(settings=[setting_message(v) for v in views])
+
+
+class ApiKeyServicer(keys_pb2_grpc.ApiKeyServiceServicer):
+    """API keys."""
+
+    def __init__(self, store: ApiKeyStore, publish: Callable[[int, OutboxMessage], Awaitable[None]]) -> None:
+        self._store = store
+        # Publishes a committed outbox row and waits (OutboxRelay.hand_off_and_wait).
+        self._publish = publish
+
+    async def CreateApiKey(
+        self, request: keys_pb2.CreateApiKeyRequest, context: Context
+    ) -> keys_pb2.CreateApiKeyResponse:
+        new = NewApiKey(
+            name=request.name,
+            role=request.role,
+            project_id=request.project_id,
+            expires_at=from_timestamp(request.expires_at, "expires_at") if request.HasField("expires_at") else None,
+            user_id=request.user_id,
+        )
+        created = await asyncio.to_thread(self._store.create, current_caller(), new)
+        # Every service has the key before its secret is shown, so the first call with it succeeds.
+        await self._publish(created.announcement.row_id, created.announcement.message)
+        return keys_pb2.CreateApiKeyResponse(key=api_key_message(created.view), secret=created.secret)
+
+    async def ListApiKeys(self, request: keys_pb2.ListApiKeysRequest, context: Context) -> keys_pb2.ListApiKeysResponse:
+        page = await asyncio.to_thread(
+            self._store.list_keys,
+            current_caller(),
+            request.page_size,
+            request.page_token,
+            request.user_id,
+            request.include_revoked,
+        )
+        return keys_pb2.ListApiKeysResponse(
+            keys=[api_key_message(k) for k in page.keys], next_page_token=page.next_page_token
+        )
+
+    async def RevokeApiKey(
+        self, request: keys_pb2.RevokeApiKeyRequest, context: Context
+    ) -> keys_pb2.RevokeApiKeyResponse:
+        await asyncio.to_thread(self._store.revoke, current_caller(), request.id)
+        return keys_pb2.RevokeApiKeyResponse()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base, utcnow
 from services.common.outbox import outbox_table
 
-__all__ = ["OUTBOX", "SCHEMA", "Base", "LoginFailure", "RefreshToken", "Setting", "User"]
+__all__ = ["OUTBOX", "SCHEMA", "ApiKey", "Base", "LoginFailure", "RefreshToken", "Setting", "User"]
 
 SCHEMA = "auth"
 
@@ -86,6 +86,27 @@ class Setting(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# Session revocations written with the change that caused them; the OutboxRelay puts them into the
-# `token_revocations` bucket that every service watches.
+class ApiKey(Base):
+    """A long-lived key for programs; only a hash of it is kept (services/common/api_keys.py)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user_created", "user_id", "created_at"), {"schema": SCHEMA})
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # The role asked for at creation; the key acts with the lower of it and its user's present role.
+    role: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[uuid.UUID | None]
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    # Counts the announcements of this key's state, so each is a distinct message for JetStream.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Session revocations and API key states, written with the change that caused them; the OutboxRelay puts
+# them into the `token_revocations` and `api_keys` buckets that every service watches.
 OUTBOX = outbox_table(Base.metadata, SCHEMA)

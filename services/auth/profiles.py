@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.auth.api_key_store import announce_user_keys
 from services.auth.models import User
 from services.auth.passwords import Passwords
 from services.auth.tokens import TokenIssuer
@@ -199,19 +200,25 @@ class ProfileDirectory:
             if changes.name is not None:
                 user.name = _check_name(changes.name)
             ends_sessions = False
+            keys_change = False
             if changes.role is not None:
                 role = _parse_role(changes.role).value
                 # Access tokens carry the role: a changed role ends the sessions that carry the old one.
                 ends_sessions = role != user.role
+                keys_change = ends_sessions
                 user.role = role
             if changes.active is not None:
+                keys_change = keys_change or changes.active != user.active
                 user.active = changes.active
                 ends_sessions = ends_sessions or not changes.active
             if ends_sessions:
                 TokenIssuer.revoke_user(session, user.id, utcnow())
+            if keys_change:
+                # API keys act with their user's present role, and only while the user is active.
+                announce_user_keys(session, user)
             session.flush()
             view = ProfileView.of(user)
-        if ends_sessions:
+        if ends_sessions or keys_change:
             self._on_revoked()
         return view
 
@@ -245,9 +252,12 @@ class ProfileDirectory:
             if user is None:
                 raise NotFound(f"user {username!r} not found")
             new_role = _parse_role(role).value
-            if new_role != user.role:
+            changed = new_role != user.role
+            if changed:
                 TokenIssuer.revoke_user(session, user.id, utcnow())
             user.role = new_role
+            if changed:
+                announce_user_keys(session, user)
             session.flush()
             return ProfileView.of(user)
 
@@ -257,9 +267,12 @@ class ProfileDirectory:
             user = session.scalar(select(User).where(User.username == username).with_for_update())
             if user is None:
                 raise NotFound(f"user {username!r} not found")
+            changed = user.active != active
             user.active = active
             if not active:
                 TokenIssuer.revoke_user(session, user.id, utcnow())
+            if changed:
+                announce_user_keys(session, user)
             session.flush()
             return ProfileView.of(user)
 

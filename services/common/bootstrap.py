@@ -2,7 +2,7 @@
 
 A service's composition root (`services/<name>/app.py`) starts a `ServiceCore`, wires its own domain on
 it, and asks it for the `ServiceApp`: the core adds the loops and the closing every service needs (the
-revocation watch, the outbox relay, closing NATS and the database), so no app.py repeats them.
+revocation and API key watches, the outbox relay, closing NATS and the database), so no app.py repeats them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from nats.js import JetStreamContext
 from sqlalchemy import Table
 
 from services.common import messaging
+from services.common.api_keys import ApiKeyView
 from services.common.config import ServiceSettings
 from services.common.db import Database, make_engine
+from services.common.loops import run_forever
 from services.common.migrations import wait_for_schema
 from services.common.outbox import OutboxRelay
 from services.common.revocations import RevocationView
@@ -35,6 +37,7 @@ class ServiceCore:
     js: JetStreamContext
     relay: OutboxRelay
     revocations: RevocationView
+    api_keys: ApiKeyView
 
     @classmethod
     async def start(cls, name: str, settings: ServiceSettings, outbox: Table) -> ServiceCore:
@@ -49,7 +52,7 @@ class ServiceCore:
         # Each service creates what it writes; it may create nothing else (services/common/nats_permissions.py).
         await messaging.ensure_topology(js, settings.nats_replicas, owner=name)
         relay = OutboxRelay(db, outbox, js, settings.outbox_poll_seconds)
-        return cls(name, db, nc, js, relay, RevocationView())
+        return cls(name, db, nc, js, relay, RevocationView(), ApiKeyView())
 
     def app(
         self,
@@ -65,8 +68,17 @@ class ServiceCore:
             name=self.name,
             servicers=servicers,
             revocations=self.revocations,
+            api_keys=self.api_keys,
             public_methods=public_methods,
-            background=[functools.partial(self.revocations.run, self.js), self.relay.run, *background],
+            background=[
+                functools.partial(self.revocations.run, self.js),
+                functools.partial(self.api_keys.run, self.js),
+                functools.partial(
+                    run_forever, "api key use reports", functools.partial(self.api_keys.report_uses, self.nc)
+                ),
+                self.relay.run,
+                *background,
+            ],
             on_shutdown=[*on_shutdown, self.close],
             on_drain=list(on_drain),
         )

@@ -50,13 +50,21 @@ class Caller:
     family_id: str = ""
     # The bearer token itself, forwarded when this service calls another on the caller's behalf.
     token: str = field(default="", repr=False)
-    # When the token expires (seconds since the epoch; 0: unknown). Open streams end then.
+    # When the token expires (seconds since the epoch; 0: unknown or never). Open streams end then.
     expires_at: float = 0.0
+    # An API key limited to one project touches no other (services/common/api_keys.py).
+    project_scope: uuid.UUID | None = None
+    # The API key the call came with; empty for an access token.
+    api_key_id: str = ""
 
     @property
     def is_admin(self) -> bool:
         """True for the admin role."""
         return self.role is Role.ADMIN
+
+    def in_scope(self, project_id: uuid.UUID | str) -> bool:
+        """False for every project but its own when the caller's API key is limited to one."""
+        return self.project_scope is None or str(self.project_scope) == str(project_id)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from grpc import aio
 
 from services.common import errors, metrics
+from services.common.api_keys import ApiKeyView, looks_like_key
 from services.common.identity import Caller, TokenVerifier
 from services.common.logging import get_logger
 from services.common.revocations import RevocationView
@@ -254,19 +255,37 @@ class ErrorInterceptor(_AroundInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
+class Authenticator:
+    """Turns a bearer credential into the Caller, the one rule for gRPC calls and the HTTP edge alike: an API
+    key is checked against the live keys, a JWT by its signature and the revoked sessions."""
+
+    def __init__(self, verifier: TokenVerifier, revocations: RevocationView, api_keys: ApiKeyView) -> None:
+        self._verifier = verifier
+        self._revocations = revocations
+        self._api_keys = api_keys
+
+    async def caller(self, token: str) -> Caller:
+        """The caller `token` stands for, or Unauthenticated."""
+        if looks_like_key(token):
+            return await self._api_keys.caller(token)
+        caller = self._verifier.caller(token)
+        if self._revocations.is_revoked(caller.family_id):
+            raise errors.Unauthenticated("token has been revoked; log in again")
+        return caller
+
+    async def from_header(self, authorization: str | None) -> Caller:
+        """The caller of an `authorization` header's value."""
+        return await self.caller(bearer_token(authorization))
+
+
 class AuthInterceptor(_AroundInterceptor):
-    """Verifies the bearer token of every call except the public methods and sets the caller."""
+    """Verifies the bearer credential (an access token or an API key) of every call but the public methods
+    and sets the caller."""
 
     PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
-    def __init__(
-        self,
-        verifier: TokenVerifier,
-        revocations: RevocationView,
-        public_methods: frozenset[str] = frozenset(),
-    ) -> None:
-        self._verifier = verifier
-        self._revocations = revocations
+    def __init__(self, authenticator: Authenticator, public_methods: frozenset[str] = frozenset()) -> None:
+        self._authenticator = authenticator
         self._public = public_methods
 
     def _is_public(self, method: str) -> bool:
@@ -277,22 +296,26 @@ class AuthInterceptor(_AroundInterceptor):
         if self._is_public(call.method):
             yield
             return
-        caller = self._verifier.caller(_bearer_token(context))
-        if self._revocations.is_revoked(caller.family_id):
-            raise errors.Unauthenticated("token has been revoked; log in again")
-        token = _caller.set(caller)
+        caller = await self._authenticator.from_header(_authorization(context))
+        reset = _caller.set(caller)
         try:
             yield
         finally:
-            _caller.reset(token)
+            _caller.reset(reset)
 
 
-def _bearer_token(context: Context) -> str:
+def _authorization(context: Context) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, token = text.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise errors.Unauthenticated("authorization must be 'Bearer <access token>'")
-            return token.strip()
-    raise errors.Unauthenticated("authentication required: send 'authorization: Bearer <access token>'")
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The credential of an `authorization: Bearer <credential>` value, or Unauthenticated."""
+    if authorization is None:
+        raise errors.Unauthenticated("authentication required: send 'authorization: Bearer <access token or API key>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated("authorization must be 'Bearer <access token or API key>'")
+    return token.strip()

@@ -30,6 +30,11 @@ CANCEL_BUCKET = "job_cancel"
 # Entries outlive every access token (AuthSettings caps the access-token lifetime at this age).
 REVOCATIONS_BUCKET = "token_revocations"
 REVOCATIONS_MAX_AGE_SECONDS = 24 * 3600
+# API keys: key `key.<id>`, value the key's state (services/common/api_keys.py), written by the auth service
+# and watched by every service's auth interceptor. Kept until the key row is deleted (no max age).
+API_KEYS_BUCKET = "api_keys"
+# Core NATS: services report which keys they accepted (at most once a minute per key); auth records it.
+API_KEY_USED_SUBJECT = "auth.keys.used"
 # Core NATS (not JetStream): every jobs replica hears every stored change and feeds its watchers.
 CHANGES_PREFIX = "jobs.changes"
 # Core NATS: the projects service announces that who may do what on a project changed (a member added, removed
@@ -72,6 +77,16 @@ def revocation_key(family_id: str) -> str:
 def revocation_subject(family_id: str) -> str:
     """Subject that puts a family's revocation into the bucket (a KV put is a publish to it)."""
     return f"$KV.{REVOCATIONS_BUCKET}.{revocation_key(family_id)}"
+
+
+def api_key_key(key_id: str) -> str:
+    """Key of an API key's state in the keys bucket."""
+    return f"key.{key_id}"
+
+
+def api_key_subject(key_id: str) -> str:
+    """Subject that puts an API key's state into the bucket."""
+    return f"$KV.{API_KEYS_BUCKET}.{api_key_key(key_id)}"
 
 
 def inbox_prefix(user: str) -> str:
@@ -169,10 +184,12 @@ STREAM_OWNERS = {
 BUCKET_OWNERS = {
     CANCEL_BUCKET: "jobs",
     REVOCATIONS_BUCKET: "auth",
+    API_KEYS_BUCKET: "auth",
 }
 BUCKET_TTL_SECONDS = {
     CANCEL_BUCKET: 7 * 24 * 3600.0,
     REVOCATIONS_BUCKET: float(REVOCATIONS_MAX_AGE_SECONDS),
+    API_KEYS_BUCKET: 0.0,  # no age limit: a key lives until it is revoked
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from services.common import job_types, messaging
 from services.common.messaging import (
+    API_KEYS_BUCKET,
     BUCKET_OWNERS,
     CANCEL_BUCKET,
     CHANGES_PREFIX,
@@ -90,12 +91,17 @@ def _dispatch_subjects() -> str:
 def permissions(component: str) -> Permissions:
     """The allow lists of one component's NATS user. Raises KeyError for an unknown component."""
     inbox = f"{inbox_prefix(component)}.>"
-    revocations = _read_bucket(REVOCATIONS_BUCKET, watch=True)
+    # Every service checks sessions and API keys against its copies of the two buckets, and reports key uses.
+    revocations = (
+        *_read_bucket(REVOCATIONS_BUCKET, watch=True),
+        *_read_bucket(API_KEYS_BUCKET, watch=True),
+        messaging.API_KEY_USED_SUBJECT,
+    )
     if component == "admin":
         return Permissions(publish=(">",), subscribe=(">",))
     if component == "auth":
-        publish = [*_owned("auth"), *revocations, f"$KV.{REVOCATIONS_BUCKET}.>"]
-        return Permissions(tuple(publish), (inbox,))
+        publish = [*_owned("auth"), *revocations, f"$KV.{REVOCATIONS_BUCKET}.>", f"$KV.{API_KEYS_BUCKET}.>"]
+        return Permissions(tuple(publish), (inbox, messaging.API_KEY_USED_SUBJECT))
     if component == "projects":
         events = WORK_QUEUES[PROJECTS_STREAM].removesuffix("*") + ">"
         access = f"{messaging.ACCESS_CHANGES_PREFIX}.*"  # announces access changes (core NATS)

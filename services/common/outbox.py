@@ -163,6 +163,12 @@ class OutboxRelay:
         self._hand_off_tasks.add(task)
         task.add_done_callback(self._hand_off_tasks.discard)
 
+    async def hand_off_and_wait(self, row_id: int, message: OutboxMessage) -> None:
+        """Like `hand_off`, but return once JetStream has the message (or the publish failed, leaving it to the
+        relay): for a request whose answer must not arrive before what it announced."""
+        self._handing_off.add(row_id)
+        await self._publish_handed_off(row_id, message, time.monotonic())
+
     async def _publish_handed_off(self, row_id: int, message: OutboxMessage, committed_at: float) -> None:
         try:
             await self._js.publish(message.subject, message.payload, timeout=5, headers={"Nats-Msg-Id": message.msg_id})

@@ -6,30 +6,20 @@ token family (the login session an access token belongs to, its `fam` claim) int
 bucket, through its outbox, in the transaction that ends the session. Every service watches the
 bucket and its auth interceptor refuses tokens of a revoked family.
 
-The view fails closed at start: a service serves no call before it has read the whole bucket.
-Later, while NATS is unreachable, it keeps what it has read and catches up on reconnect (the
+The view is a KvMirror: it fails closed at start, and catches up after NATS was unreachable (the
 entries outlive every access token, so a late revocation still applies).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import time
 from collections.abc import Callable
 
-from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
-from nats.js.kv import KV_DEL, KV_PURGE
 from prometheus_client import Gauge
 
 from services.common import messaging
-from services.common.logging import get_logger
-from services.common.loops import Backoff, run_forever
+from services.common.kv_mirror import KvMirror
 from services.common.outbox import OutboxMessage
-
-log = get_logger(__name__)
 
 REVOKED_FAMILIES = Gauge("aiorch_revoked_token_families", "Revoked token families this process knows of.")
 
@@ -45,14 +35,13 @@ def revocation_message(family_id: str, revoked_at: float) -> OutboxMessage:
     )
 
 
-class RevocationView:
+class RevocationView(KvMirror):
     """The set of revoked token families, kept current by watching the bucket."""
 
     def __init__(self, resync_seconds: float = 30.0, max_age_seconds: float = messaging.REVOCATIONS_MAX_AGE_SECONDS):
+        super().__init__(messaging.REVOCATIONS_BUCKET, resync_seconds)
         self._families: dict[str, float] = {}
         self._listeners: list[Callable[[str], None]] = []
-        self._loaded = asyncio.Event()
-        self._resync = resync_seconds
         self._max_age = max_age_seconds
 
     def is_revoked(self, family_id: str) -> bool:
@@ -72,44 +61,17 @@ class RevocationView:
         """Call `listener(family_id)` on every new revocation: open streams end at once, not at their next call."""
         self._listeners.append(listener)
 
-    def _forget_expired(self) -> None:
+    def on_quiet(self) -> None:
         # The bucket drops entries after max age; so does the view, to stay bounded.
         horizon = time.time() - self._max_age
         for family_id in [f for f, at in self._families.items() if at < horizon]:
             del self._families[family_id]
         REVOKED_FAMILIES.set(len(self._families))
 
-    async def wait_loaded(self, timeout: float) -> None:
-        """Return once the whole bucket has been read; TimeoutError after `timeout` seconds."""
-        await asyncio.wait_for(self._loaded.wait(), timeout)
-
-    async def run(self, js: JetStreamContext) -> None:
-        """Forever: read the bucket, then follow it; start over after a quiet period or a fault.
-
-        Starting over now and then costs one read of a small bucket and recovers a watch that a NATS
-        restart left silently dead.
-        """
-        await run_forever("revocation watch", functools.partial(self._follow, js), backoff=Backoff(1.0, 1.0))
-
-    async def _follow(self, js: JetStreamContext) -> None:
-        kv = await js.key_value(messaging.REVOCATIONS_BUCKET)
-        watcher = await kv.watchall()
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=self._resync)  # type: ignore[no-untyped-call]
-                except NatsError:  # nats-py's TimeoutError: a quiet period; read the bucket afresh
-                    self._forget_expired()
-                    return
-                if entry is None:  # the marker after the initial values
-                    self._loaded.set()
-                    continue
-                if entry.operation in (KV_DEL, KV_PURGE) or not entry.key.startswith(_FAMILY_PREFIX):
-                    continue
-                self.revoke(entry.key[len(_FAMILY_PREFIX) :], _revoked_at(entry.value))
-        finally:
-            with contextlib.suppress(Exception):  # the connection may already be gone
-                await watcher.stop()  # type: ignore[no-untyped-call]
+    def apply(self, key: str, value: bytes | None) -> None:
+        if value is None or not key.startswith(_FAMILY_PREFIX):
+            return
+        self.revoke(key[len(_FAMILY_PREFIX) :], _revoked_at(value))
 
 
 def _revoked_at(value: bytes | None) -> float:

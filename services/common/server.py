@@ -14,11 +14,13 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.api_keys import ApiKeyView
 from services.common.collector import settle_garbage_collector
 from services.common.config import ServiceSettings
 from services.common.field_limits import check_field_limits
 from services.common.identity import TokenVerifier, load_public_keys
 from services.common.interceptors import (
+    Authenticator,
     AuthInterceptor,
     ErrorInterceptor,
     MetricsInterceptor,
@@ -63,6 +65,8 @@ class ServiceApp:
     servicers: Sequence[Servicer]
     # Revoked token families; `background` must include the task that follows the bucket (`view.run`).
     revocations: RevocationView
+    # The live API keys; `background` must include the task that follows their bucket.
+    api_keys: ApiKeyView
     public_methods: frozenset[str] = frozenset()
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -78,7 +82,7 @@ def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server
         interceptors=[
             MetricsInterceptor(),
             ErrorInterceptor(),
-            AuthInterceptor(verifier, app.revocations, app.public_methods),
+            AuthInterceptor(Authenticator(verifier, app.revocations, app.api_keys), app.public_methods),
             RequestCheckInterceptor(REQUEST_CHECKS),
         ],
         options=[
@@ -117,8 +121,9 @@ async def run_service(app: ServiceApp, settings: ServiceSettings) -> None:
     server.add_insecure_port(address)
     serve_metrics(settings.metrics_port, settings.grpc_host)
     tasks = [asyncio.create_task(job()) for job in app.background]
-    # Fail closed: no call is served before every revoked session is known.
+    # Fail closed: no call is served before every revoked session and every live key is known.
     await app.revocations.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
+    await app.api_keys.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
     await server.start()
     for name in ["", *(s.name for s in app.servicers)]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

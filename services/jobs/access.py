@@ -15,8 +15,9 @@ from services.jobs.projects_client import Access, ProjectsClient
 
 
 def sees_everything(caller: Caller) -> bool:
-    """Admins and service accounts read every project without asking the projects service."""
-    return caller.is_admin or caller.role is Role.SERVICE
+    """Admins and service accounts read every project without asking the projects service (unless their API
+    key is limited to one project)."""
+    return (caller.is_admin or caller.role is Role.SERVICE) and caller.project_scope is None
 
 
 class JobAccess:
@@ -27,6 +28,8 @@ class JobAccess:
 
     async def level(self, caller: Caller, project_id: uuid.UUID | str) -> Access:
         """The caller's access to a project's jobs."""
+        if not caller.in_scope(project_id):
+            return Access.NONE
         if caller.is_admin:
             return Access.OWNER
         if caller.role is Role.SERVICE:
@@ -51,6 +54,8 @@ class JobAccess:
         """The projects whose jobs the caller may read; None means every project."""
         if sees_everything(caller):
             return None
+        if caller.project_scope is not None and (caller.is_admin or caller.role is Role.SERVICE):
+            return [caller.project_scope]
         return await self._projects.visible_projects(caller)
 
 

@@ -36,8 +36,9 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     projects = ProjectsClient(settings.projects_address)
     broadcast = ChangeBroadcaster(nc, encode_change)
     hub = WatchHub(settings.watch_queue_size, decode_change)
-    # A revoked session's open streams end at once, not at their next call.
+    # A revoked session's (or API key's) open streams end at once, not at their next call.
     revocations.on_revoke(hub.revoke_family)
+    core.api_keys.on_revoke(hub.revoke_family)
     access = JobAccess(projects)
     book = JobBook(db, access, blobs, relay.wake, broadcast, relay.hand_off)
     watch = JobWatch(book, hub, access, settings.watch_access_recheck_seconds)

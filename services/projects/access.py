@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from enum import IntEnum, StrEnum
 
-from services.common.identity import Role
+from services.common.identity import Caller, Role
 
 
 class Access(IntEnum):
@@ -51,3 +51,10 @@ def access_for(caller_role: Role, caller_id: uuid.UUID, owner_id: uuid.UUID, mem
     if member_role is MemberRole.VIEWER:
         return Access.READ
     return Access.NONE
+
+
+def caller_access(caller: Caller, project_id: uuid.UUID, owner_id: uuid.UUID, member_role: MemberRole | None) -> Access:
+    """`access_for` the caller, and NONE for every project outside the caller's API key scope."""
+    if not caller.in_scope(project_id):
+        return Access.NONE
+    return access_for(caller.role, caller.user_id, owner_id, member_role)

@@ -20,7 +20,7 @@ from services.common.messaging import PROJECT_DELETED_SUBJECT
 from services.common.outbox import OutboxMessage, enqueue
 from services.common.pagination import next_page_token, read_page
 from services.common.timestamps import to_timestamp
-from services.projects.access import Access, MemberRole, access_for
+from services.projects.access import Access, MemberRole, caller_access
 from services.projects.models import OUTBOX, Member, Project
 
 ME = "me"
@@ -184,6 +184,8 @@ class ProjectCatalog:
         """Create a project owned by the caller (editors and admins)."""
         if caller.role not in (Role.ADMIN, Role.EDITOR):
             raise PermissionDenied(f"{caller.role.value}s cannot create projects")
+        if caller.project_scope is not None:
+            raise PermissionDenied("an API key limited to one project cannot create projects")
         now = utcnow()
         project = Project(
             name=_check_name(new.name),
@@ -212,9 +214,12 @@ class ProjectCatalog:
             "owner": str(owner_id) if owner_id else "",
             "ordering": query.ordering or DEFAULT_ORDERING,
             "me": None if caller.is_admin else str(caller.user_id),
+            "scope": str(caller.project_scope or ""),
         }
         page = read_page(page_size, page_token, fingerprint)
         statement = select(Project)
+        if caller.project_scope is not None:
+            statement = statement.where(Project.id == caller.project_scope)
         if not caller.is_admin:
             memberships = select(Member.project_id).where(Member.user_id == caller.user_id)
             statement = statement.where(or_(Project.owner_id == caller.user_id, Project.id.in_(memberships)))
@@ -324,7 +329,7 @@ class ProjectCatalog:
         if row is None:
             return Access.NONE
         owner_id, role = row.tuple()
-        return access_for(caller.role, caller.user_id, owner_id, MemberRole(role) if role else None)
+        return caller_access(caller, parsed, owner_id, MemberRole(role) if role else None)
 
     @staticmethod
     def _access(
@@ -339,7 +344,7 @@ class ProjectCatalog:
         role = session.scalar(
             select(Member.role).where(Member.project_id == project_id, Member.user_id == caller.user_id)
         )
-        level = access_for(caller.role, caller.user_id, project.owner_id, MemberRole(role) if role else None)
+        level = caller_access(caller, project.id, project.owner_id, MemberRole(role) if role else None)
         return project, level
 
     def _load(

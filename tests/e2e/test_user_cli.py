@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from aiorch.auth.v1 import tokens_pb2
@@ -397,3 +398,23 @@ def test_logout_revokes_the_session(cli: Cli, editor: User, accounts: Accounts) 
     assert logged_out.returncode == 3
     assert "not logged in" in logged_out.stderr
     assert cli("logout").returncode == 0
+
+
+def test_keys_are_created_listed_and_revoked_with_the_command(cli: Cli, editor: User, stack: Endpoints) -> None:
+    made = cli.json("keys", "create", "deploy script", "--role", "viewer")
+    secret, key = made["secret"], made["key"]
+    assert secret.startswith(f"aio_{key['id']}_")
+    assert key["role"] == "viewer"
+    listed = cli.json("keys", "list")
+    assert [k["prefix"] for k in listed["keys"]] == [f"aio_{key['id']}"]
+    table = cli("keys", "list")
+    assert f"aio_{key['id']}" in table.stdout
+    assert secret not in table.stdout
+    gateway = f"http://127.0.0.1:{stack.gateway_port}"
+    assert httpx.get(f"{gateway}/api/projects/", headers={"authorization": f"Bearer {secret}"}).status_code == 200
+    assert cli("keys", "revoke", f"aio_{key['id']}").returncode == 0
+    deadline = time.monotonic() + 5
+    while httpx.get(f"{gateway}/api/projects/", headers={"authorization": f"Bearer {secret}"}).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.05)
+    assert cli.json("keys", "list")["keys"] == []

@@ -21,7 +21,7 @@ def test_revocations_older_than_the_bucket_age_are_forgotten() -> None:
     view = RevocationView(max_age_seconds=60)
     view.revoke("old", time.time() - 120)
     view.revoke("new", time.time())
-    view._forget_expired()
+    view.on_quiet()
     assert not view.is_revoked("old")
     assert view.is_revoked("new")
 

@@ -42,7 +42,7 @@ JobId = Annotated[str, typer.Argument(help="Job id.", show_default=False)]
 TimeOption = Annotated[datetime | None, typer.Option(formats=TIME_FORMATS, show_default=False)]
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
+def timestamp(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
     from google.protobuf.timestamp_pb2 import Timestamp  # noqa: PLC0415 - keeps `aiorch --help` fast
@@ -83,8 +83,8 @@ def list_jobs(
         project_id=project,
         type=job_types.get(job_type).number if job_type else types_pb2.JOB_TYPE_UNSPECIFIED,
         status=types_pb2.JobState.Value(status.value) if status else types_pb2.JOB_STATE_UNSPECIFIED,
-        created_after=_timestamp(created_after),
-        created_before=_timestamp(created_before),
+        created_after=timestamp(created_after),
+        created_before=timestamp(created_before),
         search=search,
         ordering=ordering,
         page_size=page_size,

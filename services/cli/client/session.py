@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TypeVar
 
 import grpc
-from aiorch.auth.v1 import profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
+from aiorch.auth.v1 import keys_pb2_grpc, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
 from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 from aiorch.projects.v1 import projects_pb2_grpc
 
@@ -97,6 +97,11 @@ class Session:
     def profiles(self) -> profiles_pb2_grpc.ProfileServiceStub:
         """ProfileService."""
         return profiles_pb2_grpc.ProfileServiceStub(self.channel)
+
+    @cached_property
+    def keys(self) -> keys_pb2_grpc.ApiKeyServiceStub:
+        """ApiKeyService."""
+        return keys_pb2_grpc.ApiKeyServiceStub(self.channel)
 
     @cached_property
     def projects(self) -> projects_pb2_grpc.ProjectServiceStub:
