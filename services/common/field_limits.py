@@ -111,6 +111,7 @@ LIMITS: Mapping[str, TextLimit] = {
     "aiorch.jobs.v1.SttParams.formats": TextLimit(16, items=8),
     "aiorch.jobs.v1.SttParams.model": TextLimit(32),
     "aiorch.jobs.v1.SttParams.task": TextLimit(16),
+    "aiorch.jobs.v1.SttParams.prompt": TextLimit(1000),
     # Uploads: the name is cut to its last part and 255 characters (files.safe_filename), so a client's
     # full path is accepted; the media type is a column of 127.
     "aiorch.jobs.v1.UploadFileHeader.filename": TextLimit(4096),

@@ -18,6 +18,8 @@ class SttParams:
     formats: tuple[str, ...] = ()  # transcript formats besides JSON: txt, srt, vtt (() : all)
     model: str = ""  # Whisper model: base (99 languages) or tiny.en (English, fastest) ("" : base)
     task: str = ""  # transcribe, or translate (into English) ("" : transcribe)
+    prompt: str = ""  # text the speech continues or whose spellings it uses
+    temperature: float = 0.0  # 0-1 (0: Whisper's default, with fallback to higher temperatures)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def _from_member(field: str, message: types_pb2.JobParams) -> JobParams:
                 formats=tuple(message.stt.formats),
                 model=message.stt.model,
                 task=message.stt.task,
+                prompt=message.stt.prompt,
+                temperature=message.stt.temperature,
             )
         case "tts":
             tts = message.tts
@@ -66,7 +68,12 @@ def to_proto(params: JobParams) -> types_pb2.JobParams:
         case SttParams():
             return types_pb2.JobParams(
                 stt=types_pb2.SttParams(
-                    language=params.language, formats=params.formats, model=params.model, task=params.task
+                    language=params.language,
+                    formats=params.formats,
+                    model=params.model,
+                    task=params.task,
+                    prompt=params.prompt,
+                    temperature=params.temperature,
                 )
             )
         case TtsParams():

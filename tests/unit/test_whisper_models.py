@@ -73,3 +73,14 @@ def test_kokoro_is_joined_once_from_its_four_parts_into_the_cache(cache: Path) -
     joined_at = path.stat().st_mtime_ns
     assert kokoro.model_path() == path
     assert path.stat().st_mtime_ns == joined_at, "joined again"
+
+
+def test_the_catalog_names_every_voice_the_engines_load_and_no_other() -> None:
+    from services.common import engine_catalog  # noqa: PLC0415
+    from services.workers.engines.toolkit import kokoro, piper, whisper_models  # noqa: PLC0415
+
+    by_engine = {name: v.engine for name, v in engine_catalog.VOICES.items()}
+    assert {n for n, e in by_engine.items() if e == engine_catalog.PIPER} == set(piper.VOICES)
+    assert {n for n, e in by_engine.items() if e == engine_catalog.KOKORO} == set(kokoro.VOICES)
+    assert set(engine_catalog.DEFAULT_VOICES.values()) <= set(engine_catalog.VOICES)
+    assert set(engine_catalog.STT_MODELS) == set(whisper_models.MODELS)

@@ -17,10 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.common import job_types
+from services.common.engine_catalog import DEFAULT_RATE
 from services.common.job_params import DubbingParams, JobParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit import ffmpeg
-from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.speech import voice_name
 from services.workers.engines.toolkit.transcript import Segment, split_sentences, to_srt
 from services.workers.engines.toolkit.translate import translate_lines, translation_mode

@@ -42,13 +42,22 @@ class WhisperStt:
         formats = _requested_formats(stt.formats)
         if len(inputs) != 1:
             raise BadInput(f"STT takes one audio or video file, got {len(inputs)}")
+        if not 0.0 <= stt.temperature <= 1.0:
+            raise BadInput(f"temperature must be 0-1, not {stt.temperature:g}")
 
         model_name = model_label(stt.model.strip())
         model = load_model(asked, stt.model.strip(), task)
         ctx.progress(0, "reading audio")
         ctx.check_cancelled()
         heard = transcribe_file(
-            model, inputs[0], asked, ctx, lambda done: ctx.progress(5 + int(90 * done), "transcribing"), task
+            model,
+            inputs[0],
+            asked,
+            ctx,
+            lambda done: ctx.progress(5 + int(90 * done), "transcribing"),
+            task,
+            stt.prompt.strip(),
+            stt.temperature,
         )
         segments, duration, language = heard.segments, heard.duration_seconds, heard.language
         detected = "" if asked else f" (detected, p={heard.language_probability})"

@@ -7,15 +7,15 @@ import wave
 from pathlib import Path
 
 from services.common import job_types
+from services.common.engine_catalog import DEFAULT_RATE, MAX_RATE, MIN_RATE
 from services.common.job_params import JobParams, TtsParams
 from services.workers.engines.base import BadInput, EngineContext, EngineResult, params_of
 from services.workers.engines.toolkit import neural_voices
-from services.workers.engines.toolkit.espeak import DEFAULT_PITCH, DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.espeak import DEFAULT_PITCH, Espeak
 from services.workers.engines.toolkit.ffmpeg import encode_audio
 from services.workers.engines.toolkit.neural_voices import NeuralVoice
 from services.workers.engines.toolkit.speech import espeak_voice, output_format, split_text, text_to_speak
 
-MIN_RATE, MAX_RATE = 80, 450
 MIN_PITCH, MAX_PITCH = 0, 100
 OUTPUT_STEM = "speech"
 # The voice name that asks for espeak-ng's plain voice of the language (variants such as m3 ask for it too).

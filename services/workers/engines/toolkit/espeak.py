@@ -15,6 +15,8 @@ from pathlib import Path
 
 import espeakng_loader
 
+from services.common.engine_catalog import DEFAULT_RATE
+
 # speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 0x02  # espeak_Synth blocks and hands the samples to the callback
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -24,7 +26,6 @@ _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _EE_OK = 0
 _PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA as UTF-8 instead of espeak's own phoneme names
-DEFAULT_RATE = 175  # words per minute
 DEFAULT_PITCH = 50  # 0-100
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)

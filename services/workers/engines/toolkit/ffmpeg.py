@@ -13,6 +13,7 @@ import imageio_ffmpeg
 import numpy as np
 from numpy.typing import NDArray
 
+from services.common.engine_catalog import PCM_SAMPLE_RATE
 from services.workers.engines.base import BadInput, TransientError
 
 # ffmpeg muxer/codec per audio output format.
@@ -20,6 +21,10 @@ AUDIO_FORMATS = {
     "wav": ["-c:a", "pcm_s16le"],
     "mp3": ["-c:a", "libmp3lame", "-q:a", "4"],
     "ogg": ["-c:a", "libopus", "-b:a", "64k"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k", "-f", "ogg"],
+    "aac": ["-c:a", "aac", "-b:a", "96k", "-f", "adts"],
+    "flac": ["-c:a", "flac"],
+    "pcm": ["-c:a", "pcm_s16le", "-f", "s16le", "-ac", "1", "-ar", str(PCM_SAMPLE_RATE)],
 }
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
@@ -138,7 +143,7 @@ def read_wav(path: Path) -> tuple[NDArray[np.float32], int]:
 
 
 def encode_audio(wav: Path, target: Path, fmt: str) -> Path:
-    """Convert a WAV file to `fmt` ("wav", "mp3" or "ogg") at `target`."""
+    """Convert a WAV file to `fmt` (one of AUDIO_FORMATS) at `target`."""
     if fmt not in AUDIO_FORMATS:
         raise BadInput(f"format {fmt!r} is not supported; choose one of {', '.join(AUDIO_FORMATS)}")
     if fmt == "wav" and wav == target:

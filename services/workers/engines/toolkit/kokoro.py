@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from services.common import engine_catalog
+from services.common.engine_catalog import DEFAULT_RATE
 from services.workers.engines.toolkit import model_cache
-from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.inference import onnx_session
 
 SAMPLE_RATE = 24000
@@ -42,23 +44,20 @@ _CLAUSE = re.compile(r"([^,;:.!?]+)([,;:.!?]*)")
 
 @dataclass(frozen=True)
 class KokoroVoice:
-    """A shipped preset: its name in the voices file and what is known about it."""
+    """A shipped preset: its name in the voices file."""
 
     preset: str
-    sex: str
 
 
 # The presets that ship, under the names jobs use; every one reads the languages in LANGUAGES.
 VOICES: dict[str, KokoroVoice] = {
-    "kumo": KokoroVoice("jm_kumo", "male"),
-    "alpha": KokoroVoice("jf_alpha", "female"),
-    "gongitsune": KokoroVoice("jf_gongitsune", "female"),
-    "nezumi": KokoroVoice("jf_nezumi", "female"),
-    "tebukuro": KokoroVoice("jf_tebukuro", "female"),
+    "kumo": KokoroVoice("jm_kumo"),
+    "alpha": KokoroVoice("jf_alpha"),
+    "gongitsune": KokoroVoice("jf_gongitsune"),
+    "nezumi": KokoroVoice("jf_nezumi"),
+    "tebukuro": KokoroVoice("jf_tebukuro"),
 }
-# The languages Kokoro speaks here (espeak-ng voice names for the phonemes), each measured by a round trip
-# through Whisper base (docs/engines.md); others stay with espeak-ng.
-LANGUAGES = ("es", "fr", "de", "ca")
+LANGUAGES = engine_catalog.KOKORO_LANGUAGES
 
 _loaded: dict[str, KokoroModel] = {}
 _loaded_lock = threading.Lock()

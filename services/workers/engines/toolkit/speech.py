@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+from services.common import engine_catalog
 from services.workers.engines.base import BadInput
 from services.workers.engines.toolkit.espeak import Espeak
 
 MAX_CHUNK_CHARS = 400
-SUPPORTED_FORMATS = ("wav", "mp3", "ogg")
+SUPPORTED_FORMATS = tuple(engine_catalog.AUDIO_FORMATS)
 EXAMPLE_LANGUAGES = "en, es, fr, de, it, pt"
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")

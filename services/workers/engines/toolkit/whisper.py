@@ -136,10 +136,13 @@ def transcribe_file(
     ctx: EngineContext,
     on_progress: Callable[[float], None],
     task: str = "transcribe",
+    prompt: str = "",
+    temperature: float = 0.0,
 ) -> Transcript:
     """The speech of a media file heard by a `load_model` model; `on_progress` gets the fraction heard so far.
 
     `language` "" lets Whisper detect it on the first window with sound; `task` "translate" writes English.
+    `prompt` is the text before the first window; `temperature` above 0 samples at that one temperature.
 
     The audio is decoded and recognised one window at a time, so memory stays at about two windows whatever
     the length of the input; voice-activity detection skips the silence in each window before Whisper
@@ -160,7 +163,8 @@ def transcribe_file(
             if float(np.max(np.abs(window))) < SILENT_PEAK:
                 on_progress(_fraction(heard, expected))
                 continue  # nothing to hear: not even the voice-activity model runs
-            pieces, info = _recognise(model, window, offset, language or (detected[0] if detected else ""), task)
+            decoding = Decoding(task, prompt if not segments else "", temperature)
+            pieces, info = _recognise(model, window, offset, language or (detected[0] if detected else ""), decoding)
             if not language and detected is None:
                 # One language per file: the first window that holds sound decides it for the rest.
                 detected = (str(info.language), round(float(info.language_probability), 3))
@@ -208,11 +212,32 @@ def _quietest_cut(window: NDArray[np.float32]) -> int:
     return int(window.size - search + int(np.argmin(energy)) * frame + frame // 2)
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How Whisper decodes one window."""
+
+    task: str
+    prompt: str
+    temperature: float
+
+
+# faster-whisper's own default: greedy first, hotter only when a decode fails its checks.
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 def _recognise(
-    model: Any, window: NDArray[np.float32], offset: float, language: str, task: str
+    model: Any, window: NDArray[np.float32], offset: float, language: str, decoding: Decoding
 ) -> tuple[Iterator[Segment], Any]:
     """The window's segments (decoded lazily, as they are iterated) and Whisper's TranscriptionInfo."""
-    pieces, info = model.transcribe(window, language=language or None, task=task, word_timestamps=True, vad_filter=True)
+    pieces, info = model.transcribe(
+        window,
+        language=language or None,
+        task=decoding.task,
+        word_timestamps=True,
+        vad_filter=True,
+        initial_prompt=decoding.prompt or None,
+        temperature=decoding.temperature if decoding.temperature > 0 else DEFAULT_TEMPERATURES,
+    )
     return _segments(pieces, offset, window.size / SAMPLE_RATE), info
 
 
