@@ -55,6 +55,7 @@ KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # The services' default gRPC ports (services/common/config.py).
 DEFAULT_PORTS = {"auth": 50051, "projects": 50052, "jobs": 50053}
+DEFAULT_EDGE_PORT = 50063  # the jobs service's HTTP edge (services/common/config.py)
 # Internal RPCs that services call on each other, never from outside.
 INTERNAL_METHODS = ("/aiorch.projects.v1.ProjectService/CheckAccess",)
 # Watch streams are reads, so the gateway may open one again when the service answered CANCELLED
@@ -135,6 +136,8 @@ class GatewayConfig:
     descriptor_path: Path
     jwks_path: Path
     upstreams: list[Upstream]
+    # The jobs service's HTTP edge (host, port): /v1/ and job creates with a form or `Prefer: wait`.
+    edge: tuple[str, int] | None = None
     listen_address: str = "0.0.0.0"  # noqa: S104 - the gateway is the one public entry point
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     jwt_issuer: str = "aiorch"
@@ -241,15 +244,69 @@ def _content_type_routes() -> list[str]:
         "                direct_response:",
         "                  {status: 415, body: {inline_string: 'request bodies must be application/json'}}",
         *UNBUFFERED,
-        "                  envoy.filters.http.grpc_json_transcoder:",
-        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig',
-        "                    disabled: true",
+        *NOT_TRANSCODED,
     ]
     return lines
 
 
-def _routes(upstreams: list[Upstream], sites: list[StaticSite], limits: GatewayLimits) -> str:
-    lines = _static_routes(sites) + _content_type_routes()
+EDGE_CLUSTER = "jobs_http"
+EDGE_HEALTH_PATH = "/healthz"
+MULTIPART = r"(?i)multipart/form-data\s*;.*"
+PREFER_WAIT = r"(?i).*\bwait\b.*"
+NOT_TRANSCODED = [
+    "                  envoy.filters.http.grpc_json_transcoder:",
+    '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig',
+    "                    disabled: true",
+]
+
+
+def _edge_routes() -> list[str]:
+    """What the jobs service's HTTP edge serves: the OpenAI-compatible API and the creates that wait or carry a
+    form. Bodies stream to it unbuffered (it bounds them itself), and the transcoder leaves them alone."""
+    create = "safe_regex: {regex: '/api/jobs/?'}"
+    post = "{name: ':method', string_match: {exact: POST}}"
+    matches = [
+        "prefix: /v1/",
+        f"{create}, headers: [{post}, {{name: content-type, string_match: {{safe_regex: {{regex: '{MULTIPART}'}}}}}}]",
+        f"{create}, headers: [{post}, {{name: prefer, string_match: {{safe_regex: {{regex: '{PREFER_WAIT}'}}}}}}]",
+    ]
+    lines: list[str] = []
+    for match in matches:
+        lines += [
+            f"              - match: {{{match}}}",
+            f"                route: {{cluster: {EDGE_CLUSTER}, timeout: 0s}}",
+            *UNBUFFERED,
+            *NOT_TRANSCODED,
+        ]
+    return lines
+
+
+def _edge_cluster(edge: tuple[str, int] | None) -> str:
+    if edge is None:
+        return ""
+    host, port = edge
+    return f"""
+  - name: {EDGE_CLUSTER}
+    type: STRICT_DNS
+    connect_timeout: 2s
+    health_checks:
+    - timeout: {_seconds(HEALTH_CHECK_TIMEOUT_SECONDS)}
+      interval: {_seconds(HEALTH_CHECK_INTERVAL_SECONDS)}
+      no_traffic_interval: 2s
+      unhealthy_threshold: {UNHEALTHY_THRESHOLD}
+      healthy_threshold: 1
+      http_health_check: {{path: {EDGE_HEALTH_PATH}}}
+    load_assignment:
+      cluster_name: {EDGE_CLUSTER}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: {host}, port_value: {port}}}"""
+
+
+def _routes(upstreams: list[Upstream], sites: list[StaticSite], limits: GatewayLimits, edge: bool = False) -> str:
+    lines = _static_routes(sites) + (_edge_routes() if edge else []) + _content_type_routes()
     for method in INTERNAL_METHODS:
         lines += [
             f"              - match: {{path: {method}}}",
@@ -462,9 +519,9 @@ def render(config: GatewayConfig) -> str:
         jwks_path=json.dumps(str(config.jwks_path)),
         descriptor_path=json.dumps(str(config.descriptor_path)),
         services=json.dumps(services),
-        routes=_routes(config.upstreams, config.static_sites, limits),
+        routes=_routes(config.upstreams, config.static_sites, limits, config.edge is not None),
         max_static_file_bytes=MAX_STATIC_FILE_BYTES,
-        clusters=_clusters(config.upstreams) + _admin_cluster(config),
+        clusters=_clusters(config.upstreams) + _edge_cluster(config.edge) + _admin_cluster(config),
         stats_listener=_stats_listener(config) + _redirect_listener(config),
         transport_socket=_transport_socket(config.tls),
         response_headers=_response_headers(config.tls),
@@ -521,6 +578,10 @@ def config_from_env(env: Mapping[str, str]) -> GatewayConfig:
         descriptor_path=Path(env.get("AIORCH_GATEWAY_DESCRIPTOR", "/etc/aiorch/descriptor.pb")),
         jwks_path=Path(env.get("AIORCH_GATEWAY_JWKS", "/etc/aiorch/keys/jwks.json")),
         upstreams=ups,
+        edge=(
+            env.get("AIORCH_GATEWAY_JOBS_HTTP_HOST", "jobs"),
+            int(env.get("AIORCH_GATEWAY_JOBS_HTTP_PORT", str(DEFAULT_EDGE_PORT))),
+        ),
         cors_origins=[o.strip() for o in env.get("AIORCH_GATEWAY_CORS_ORIGINS", "*").split(",") if o.strip()],
         jwt_issuer=env.get("AIORCH_JWT_ISSUER", "aiorch"),
         jwt_audience=env.get("AIORCH_JWT_AUDIENCE", "aiorch"),

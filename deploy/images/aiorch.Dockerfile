@@ -77,6 +77,6 @@ ENV PATH=/opt/venv/bin:$PATH \
 # have no such directories, which the loader skips.
 USER 10001:10001
 WORKDIR /home/aiorch
-EXPOSE 50051 50052 50053 9464
+EXPOSE 50051 50052 50053 50063 9464
 ENTRYPOINT ["aiorch"]
 CMD ["--help"]

@@ -148,6 +148,19 @@ class JobsSettings(ServiceSettings, BlobStoreSettings):
     model_config = SettingsConfigDict(env_prefix="AIORCH_", extra="ignore")
 
     grpc_port: int = Field(default=50053, description="Port of the gRPC server.")
+    http_port: int = Field(
+        default=50063,
+        description="Port of the HTTP edge: the OpenAI-compatible API (/v1/) and job creates with a form or "
+        "`Prefer: wait` (the gateway routes them here).",
+    )
+    sync_call_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long an OpenAI-compatible call waits for its job; a job still running then is cancelled.",
+    )
+    prefer_wait_max_seconds: float = Field(
+        default=60.0, gt=0, description="The longest `Prefer: wait` a job create may ask for (a longer one is cut)."
+    )
     projects_address: str = Field(default="projects:50052", description="host:port of the projects service.")
     max_upload_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1, description="Largest input file accepted; checked while streaming."

@@ -74,15 +74,19 @@ class ServiceApp:
     on_drain: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
+def make_authenticator(settings: ServiceSettings, revocations: RevocationView, api_keys: ApiKeyView) -> Authenticator:
+    """The one way a service turns bearer credentials into callers (gRPC and the jobs service's HTTP edge)."""
+    keys = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)
+    return Authenticator(TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience), revocations, api_keys)
+
+
 def build_server(app: ServiceApp, settings: ServiceSettings) -> tuple[aio.Server, Any]:
     """A server with every servicer, health and reflection mounted, not yet started."""
-    keys = load_public_keys(settings.jwt_public_key_file, settings.jwt_previous_public_key_files)
-    verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
     server = aio.server(
         interceptors=[
             MetricsInterceptor(),
             ErrorInterceptor(),
-            AuthInterceptor(Authenticator(verifier, app.revocations, app.api_keys), app.public_methods),
+            AuthInterceptor(make_authenticator(settings, app.revocations, app.api_keys), app.public_methods),
             RequestCheckInterceptor(REQUEST_CHECKS),
         ],
         options=[

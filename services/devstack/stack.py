@@ -191,6 +191,9 @@ class LocalStack:
         wait_until(lambda: grpc_serving(address), 60, f"the {label} replica")
         return address
 
+    def _grpc_port_of(self, name: str) -> int:
+        return int(self._addresses[name].rsplit(":", 1)[1])
+
     def _service_env(self, name: str, grpc_port: int, metrics_port: int, db: str, nats: str) -> dict[str, str]:
         private, public, _ = self._keys_paths
         env = {
@@ -198,6 +201,8 @@ class LocalStack:
             "DATABASE_URL": db,
             "AIORCH_GRPC_HOST": "127.0.0.1",
             "AIORCH_GRPC_PORT": str(grpc_port),
+            # Only the jobs service serves HTTP (its edge); a replica gets a port of its own.
+            "AIORCH_HTTP_PORT": str(self._edge_port if grpc_port == self._grpc_port_of(name) else free_port()),
             "AIORCH_JWT_PUBLIC_KEY_FILE": str(public),
             "AIORCH_JWT_PRIVATE_KEY_FILE": str(private),
             "AIORCH_DRAIN_DELAY_SECONDS": "0",
@@ -229,6 +234,7 @@ class LocalStack:
 
         # Ports are chosen before anything starts, so each service knows where the others are.
         self._addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        self._edge_port = free_port()
         grpc_ports = {name: self._addresses[name] for name in self.config.services}
         metrics_ports: dict[str, int] = {name: free_port() for name in self.config.services}
         for name in self.config.services:
@@ -261,6 +267,7 @@ class LocalStack:
                         upstream(name, "127.0.0.1", int(addr.rsplit(":", 1)[1])) for name, addr in grpc_ports.items()
                     ],
                     listen_address="127.0.0.1",
+                    edge=("127.0.0.1", self._edge_port) if "jobs" in grpc_ports else None,
                     cors_origins=self.config.cors_origins,
                     static_sites=[StaticSite("/", self.config.static_root)] if self.config.static_root.is_dir() else [],
                 )

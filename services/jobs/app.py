@@ -9,10 +9,13 @@ from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 from services.common.blobs import open_blob_store
 from services.common.bootstrap import ServiceCore
 from services.common.config import JobsSettings
-from services.common.server import ServiceApp, Servicer
+from services.common.server import REVOCATIONS_LOAD_TIMEOUT_SECONDS, ServiceApp, Servicer, make_authenticator
 from services.jobs.access import JobAccess
 from services.jobs.book import JobBook
 from services.jobs.cleanup import ProjectCleanup
+from services.jobs.edge.app import edge_app
+from services.jobs.edge.http_server import HttpEdge
+from services.jobs.edge.job_runs import JobRuns
 from services.jobs.files import FileBook
 from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
 from services.jobs.intake import EventIntake
@@ -57,6 +60,27 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
     async def listen() -> None:
         await hub.listen(nc)
 
+    async def serve_edge() -> None:
+        # Fail closed, as the gRPC server does: no request before every revoked session and live key is known.
+        await revocations.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
+        await core.api_keys.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
+        await edge.serve()
+
+    files = FileBook(db, blobs, settings.max_upload_bytes)
+    results = ResultBook(db, access, blobs, broadcast, relay.wake)
+    edge = HttpEdge(
+        edge_app(
+            JobRuns(book, files, results, watch, projects),
+            make_authenticator(settings, revocations, core.api_keys),
+            settings.max_upload_bytes,
+            settings.sync_call_seconds,
+            settings.prefer_wait_max_seconds,
+        ),
+        settings.grpc_host,
+        settings.http_port,
+        settings.shutdown_grace_seconds,
+    )
+
     return core.app(
         [
             Servicer(
@@ -66,12 +90,12 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             ),
             Servicer(
                 "aiorch.jobs.v1.FileService",
-                FileServicer(FileBook(db, blobs, settings.max_upload_bytes)),
+                FileServicer(files),
                 files_pb2_grpc.add_FileServiceServicer_to_server,
             ),
             Servicer(
                 "aiorch.jobs.v1.JobResultService",
-                JobResultServicer(ResultBook(db, access, blobs, broadcast, relay.wake)),
+                JobResultServicer(results),
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
         ],
@@ -81,7 +105,8 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             listen,
             queues.run,
             reaper.run,
+            serve_edge,
         ],
         on_shutdown=[projects.close],
-        on_drain=[hub.shutdown],
+        on_drain=[hub.shutdown, edge.stop],
     )

@@ -53,6 +53,23 @@ def _enum_name(enum: Any, value: int, what: str) -> str:
         raise InvalidArgument(f"{what} {value} is not one of {', '.join(enum.keys()[1:])}") from None
 
 
+def new_job(request: jobs_pb2.CreateJobRequest) -> NewJob:
+    """The NewJob a CreateJobRequest asks for (gRPC, transcoded REST and the HTTP edge's forms alike)."""
+    new = NewJob(
+        project_id=request.project_id,
+        type=_type_name(request.type),
+        params=from_proto(request.params),
+        name=request.name,
+        description=request.description,
+        input_file_id=request.input_file_id,
+        input_url=request.input_url,
+        client_request_id=request.client_request_id,
+    )
+    if not new.type:
+        raise InvalidArgument("type is required, e.g. TTS")
+    return new
+
+
 def _changed_params(message: types_pb2.JobParams) -> JobParams:
     params = from_proto(message)
     if params is None:
@@ -73,19 +90,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._write_timeout = write_timeout
 
     async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: Context) -> jobs_pb2.Job:
-        new = NewJob(
-            project_id=request.project_id,
-            type=_type_name(request.type),
-            params=from_proto(request.params),
-            name=request.name,
-            description=request.description,
-            input_file_id=request.input_file_id,
-            input_url=request.input_url,
-            client_request_id=request.client_request_id,
-        )
-        if not new.type:
-            raise InvalidArgument("type is required, e.g. TTS")
-        return job_message(await self._book.create(current_caller(), new))
+        return job_message(await self._book.create(current_caller(), new_job(request)))
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.Job:
         return job_message(await self._book.get(current_caller(), request.id))

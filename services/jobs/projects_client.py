@@ -10,7 +10,7 @@ import grpc
 from aiorch.projects.v1 import projects_pb2, projects_pb2_grpc
 from grpc import aio
 
-from services.common.errors import DomainError, Unauthenticated, Unavailable
+from services.common.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
 from services.common.identity import Caller
 
 
@@ -64,6 +64,10 @@ def _translate(error: grpc.RpcError) -> DomainError:
     return Unavailable(f"the projects service did not answer: {error.code().name}")
 
 
+# The project a caller's OpenAI-compatible calls use when they name none.
+DEFAULT_PROJECT = "default"
+
+
 class ProjectsClient:
     """CheckAccess and the caller's visible projects, over gRPC with the caller's own token."""
 
@@ -104,6 +108,36 @@ class ProjectsClient:
             token = page.next_page_token
             if not token:
                 return ids
+
+    async def default_project(self, caller: Caller) -> uuid.UUID:
+        """The caller's own project named DEFAULT_PROJECT, made on first use (the OpenAI-compatible API's jobs
+        land there when the call names no project). Two first calls at once may make two; the oldest wins."""
+        metadata = self._metadata(caller)
+        try:
+            page = await self._stub.ListProjects(
+                projects_pb2.ListProjectsRequest(
+                    owner="me", search=DEFAULT_PROJECT, ordering="created_at", page_size=100
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+            for project in page.projects:
+                if project.name == DEFAULT_PROJECT:
+                    return uuid.UUID(project.id)
+            made = await self._stub.CreateProject(
+                projects_pb2.CreateProjectRequest(
+                    name=DEFAULT_PROJECT, description="Jobs made through the OpenAI-compatible API (/v1/)."
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(
+                    f"no project given and no '{DEFAULT_PROJECT}' project of yours: {exc.details()}"
+                ) from exc
+            raise _translate(exc) from exc
+        return uuid.UUID(made.id)
 
     async def close(self) -> None:
         """Close the channel."""

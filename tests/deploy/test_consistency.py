@@ -118,14 +118,22 @@ def test_service_ports_and_probes_match_the_configured_ports(target: str, servic
     grpc_port = int_setting(c, docs, "AIORCH_GRPC_PORT", settings.model_fields["grpc_port"].default)
     assert grpc_port == settings.model_fields["grpc_port"].default, f"{service} moved off its default gRPC port"
     metrics_port = int_setting(c, docs, "AIORCH_METRICS_PORT", settings.model_fields["metrics_port"].default)
-    assert c.ports() == {"grpc": grpc_port, "metrics": metrics_port}
+    expected = {"grpc": grpc_port, "metrics": metrics_port}
+    if "http_port" in settings.model_fields:
+        # The jobs service's HTTP edge, which the gateway dials on the same Service.
+        http_port = int_setting(c, docs, "AIORCH_HTTP_PORT", settings.model_fields["http_port"].default)
+        assert http_port == gateway_render.DEFAULT_EDGE_PORT
+        expected["http"] = http_port
+    assert c.ports() == expected
     assert c.args == ["serve", service]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c.spec[probe]["grpc"]["port"] == grpc_port, f"{service} {probe} must be a native gRPC probe"
     # The Service reaches the gRPC port and is what the gateway and other services dial.
     svc = named(docs, "Service", service)
-    (port,) = svc["spec"]["ports"]
+    port, *others = svc["spec"]["ports"]
     assert port["port"] == grpc_port and port["targetPort"] in ("grpc", grpc_port)
+    edge = [(expected["http"], "http")] if "http" in expected else []
+    assert [(p["port"], p["targetPort"]) for p in others] == edge
     assert selects({"matchLabels": svc["spec"]["selector"]}, pod_labels(c.workload))
     assert gateway_render.DEFAULT_PORTS[service] == grpc_port
 
@@ -167,9 +175,13 @@ def test_gateway_ports_upstreams_and_files_match_render(target: str) -> None:
         port = int(renderer.value(docs, f"AIORCH_GATEWAY_{name.upper()}_PORT") or gateway_render.DEFAULT_PORTS[name])
         assert host == name
         upstream = named(docs, "Service", host)["spec"]
-        assert [p["port"] for p in upstream["ports"]] == [port]
+        assert upstream["ports"][0]["port"] == port
         # Envoy's STRICT_DNS must see the pods themselves to balance and health-check each one.
         assert upstream.get("clusterIP") == "None", f"{host}: make the Service headless"
+    # The jobs service's HTTP edge, on its Service's `http` port.
+    edge_host = setting("AIORCH_GATEWAY_JOBS_HTTP_HOST")
+    edge_ports = {p["name"]: p["port"] for p in named(docs, "Service", edge_host)["spec"]["ports"]}
+    assert edge_ports["http"] == int(setting("AIORCH_GATEWAY_JOBS_HTTP_PORT")) == gateway_render.DEFAULT_EDGE_PORT
     # The JWKS comes from the keys Secret; the descriptor set is in the image; envoy.yaml is written at start.
     mounts = c.mounts()
     jwks = PurePosixPath(setting("AIORCH_GATEWAY_JWKS"))

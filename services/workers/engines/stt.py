@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from services.common import job_types
@@ -80,6 +81,7 @@ class WhisperStt:
                     "end": s.end,
                     "text": s.text,
                     "words": [{"start": w.start, "end": w.end, "word": w.word} for w in s.words],
+                    **(asdict(s.decoding) if s.decoding else {}),
                 }
                 for s in segments
             ],

@@ -26,6 +26,20 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = field(default=())
+    # How Whisper decoded it (absent for segments not from Whisper, such as pieces cut by split_sentences).
+    decoding: Decoded | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Whisper's own figures for one segment: what OpenAI's verbose transcripts carry."""
+
+    seek: int  # where its window starts, in 10 ms frames from the start of the file
+    tokens: tuple[int, ...]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
 
 
 def split_sentences(segment: Segment, pause: float = 0.5) -> list[Segment]:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from services.workers.engines.base import BadInput, EngineContext, TransientError
 from services.workers.engines.toolkit import ffmpeg, whisper_models
 from services.workers.engines.toolkit.inference import model_threads
-from services.workers.engines.toolkit.transcript import Segment, Word
+from services.workers.engines.toolkit.transcript import Decoded, Segment, Word
 
 MODEL_PATH_ENV = "AIORCH_WORKER_STT_MODEL_PATH"
 # "cuda" on a GPU worker (CTranslate2's wheels carry CUDA kernels); "cpu" everywhere else.
@@ -249,7 +249,15 @@ def _segments(pieces: Iterable[Any], offset: float, end: float) -> Iterator[Segm
         words = tuple(
             Word(_shift(w.start, offset, end), _shift(w.end, offset, end), str(w.word)) for w in piece.words or ()
         )
-        yield Segment(_shift(piece.start, offset, end), _shift(piece.end, offset, end), text, words)
+        decoded = Decoded(
+            seek=round(offset * 100) + int(piece.seek),
+            tokens=tuple(int(t) for t in piece.tokens),
+            temperature=float(piece.temperature or 0.0),
+            avg_logprob=round(float(piece.avg_logprob), 4),
+            compression_ratio=round(float(piece.compression_ratio), 4),
+            no_speech_prob=round(float(piece.no_speech_prob), 4),
+        )
+        yield Segment(_shift(piece.start, offset, end), _shift(piece.end, offset, end), text, words, decoded)
 
 
 def _shift(seconds: float, offset: float, window_end: float) -> float:
