@@ -92,6 +92,19 @@ def test_job_permissions_follow_the_project(http: httpx.Client, cast: dict[str, 
 
     expected_read = {who: http_status(PROJECT_ACCESS[standing], Level.READ) for who, standing in STANDING.items()}
     expected_write = {who: http_status(PROJECT_ACCESS[standing], Level.WRITE) for who, standing in STANDING.items()}
+    # API keys stand where their user does, within their role and scope: a key limited to another project
+    # sees nothing here, whoever holds it; a viewer-role key of the owner reads and writes nothing.
+    elsewhere = make_project(http, owner)
+    for who, user, fields, read, write in (
+        ("owner_key", owner, {}, 200, 200),
+        ("owner_viewer_key", owner, {"role": "viewer"}, 200, 403),
+        ("owner_key_elsewhere", owner, {"project_id": elsewhere["id"]}, 404, 404),
+        ("admin_key_elsewhere", cast["admin"], {"project_id": elsewhere["id"]}, 404, 404),
+    ):
+        made = http.post("/api/keys/", json={"name": who, **fields}, headers=user.headers)
+        assert made.status_code == 200, made.text
+        cast[who] = User(user.id, user.username, user.role, user.password, made.json()["secret"], "")
+        expected_read[who], expected_write[who] = read, write
     for who, user in cast.items():
         assert http.get(f"/api/jobs/{job['id']}/", headers=user.headers).status_code == expected_read[who], who
         assert http.get(f"/api/job-results/{result['id']}/", headers=user.headers).status_code == expected_read[who], (
