@@ -171,13 +171,13 @@ def test_a_running_job_cancelled_midway_ends_cancelled_within_two_seconds(worker
 
 
 def test_bad_input_fails_at_once_without_retry(worker: Worker) -> None:
-    params = types_pb2.JobParams(tts=types_pb2.TtsParams(text="Hello.", format="flac"))
+    params = types_pb2.JobParams(tts=types_pb2.TtsParams(text="Hello.", format="aiff"))
     run = run_job(worker.nats_url, dispatch_job(types_pb2.TTS, params=params))
 
     assert run.kinds == ["started", "failed"]
     failed = run.events[-1].failed
     assert not failed.retryable
-    assert "flac" in failed.reason
+    assert "aiff" in failed.reason
 
 
 class _Audio(BaseHTTPRequestHandler):

@@ -235,7 +235,9 @@ def test_an_unreadable_reference_is_bad_input(folder: Path) -> None:
         clone(folder, garbage, text="Good morning.")
 
 
-@pytest.mark.parametrize(("text", "fmt", "message"), [("  ", "wav", "empty"), ("Hi.", "aac", "'aac' is not supported")])
+@pytest.mark.parametrize(
+    ("text", "fmt", "message"), [("  ", "wav", "empty"), ("Hi.", "aiff", "'aiff' is not supported")]
+)
 def test_bad_parameters_are_bad_input(folder: Path, reference: Path, text: str, fmt: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         clone(folder, reference, text=text, format=fmt)

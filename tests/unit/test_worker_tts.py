@@ -294,8 +294,8 @@ def test_unknown_language_is_bad_input_naming_supported_ones(tmp_path: Path, lan
 
 
 def test_an_unknown_format_is_bad_input_listing_the_supported_ones(tmp_path: Path) -> None:
-    with pytest.raises(BadInput, match="'flac' is not supported; choose one of wav, mp3, ogg"):
-        speak(tmp_path, text=SENTENCE, format="flac")
+    with pytest.raises(BadInput, match="'aiff' is not supported; choose one of wav, mp3, ogg, opus, aac, flac, pcm"):
+        speak(tmp_path, text=SENTENCE, format="aiff")
 
 
 @pytest.mark.parametrize(
