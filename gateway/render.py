@@ -50,7 +50,12 @@ KNOWN_UPSTREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "projects": (("aiorch.projects.v1",), ("aiorch.projects.v1.ProjectService",)),
     "jobs": (
         ("aiorch.jobs.v1",),
-        ("aiorch.jobs.v1.JobService", "aiorch.jobs.v1.FileService", "aiorch.jobs.v1.JobResultService"),
+        (
+            "aiorch.jobs.v1.JobService",
+            "aiorch.jobs.v1.FileService",
+            "aiorch.jobs.v1.JobResultService",
+            "aiorch.jobs.v1.EngineService",
+        ),
     ),
 }
 # The services' default gRPC ports (services/common/config.py).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from services.cli.client import account, jobs, keys, projects
+from services.cli.client import account, engines, jobs, keys, projects
 from services.common.errors import DomainError
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ app.command(rich_help_panel="User")(account.whoami)
 app.add_typer(projects.app, name="projects", rich_help_panel="User")
 app.add_typer(jobs.app, name="jobs", rich_help_panel="User")
 app.add_typer(keys.app, name="keys", rich_help_panel="User")
+app.command(rich_help_panel="User")(engines.engines)
 
 # Each service's composition root: a module with `Settings` and `async build_app(settings)`.
 SERVICE_MODULES = {

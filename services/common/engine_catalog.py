@@ -87,3 +87,44 @@ API_MODELS: dict[str, ApiModel] = {
         ApiModel("espeak-ng", "TTS", "espeak", "espeak-ng formant synthesis: every language it knows, fastest"),
     )
 }
+
+
+@dataclass(frozen=True)
+class EngineOffer:
+    """What one worker's engine for one job type can do, as the worker reports it (services/workers/offers.py)."""
+
+    job_type: str
+    engine: str  # module:Class of the engine
+    models: tuple[str, ...] = ()  # STT: the Whisper models installed
+    languages: tuple[str, ...] = ()  # languages it hears (STT) or speaks (the others)
+    voices: tuple[str, ...] = ()  # neural voices it speaks with
+    pairs: tuple[tuple[str, str, str], ...] = ()  # DUBBING: (source, target, via: "" direct or a pivot language)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form the bucket holds."""
+        return {
+            "job_type": self.job_type,
+            "engine": self.engine,
+            "models": list(self.models),
+            "languages": list(self.languages),
+            "voices": list(self.voices),
+            "pairs": [list(p) for p in self.pairs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> EngineOffer:
+        """An offer from its JSON form; ValueError (or KeyError, TypeError) for a malformed one."""
+
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key, [])
+            if not isinstance(value, list):
+                raise TypeError(f"{key} is not a list")
+            return tuple(str(v) for v in value)
+
+        raw_pairs = data.get("pairs", [])
+        if not isinstance(raw_pairs, list):
+            raise TypeError("pairs is not a list")
+        pairs = tuple((str(p[0]), str(p[1]), str(p[2])) for p in raw_pairs)
+        return cls(
+            str(data["job_type"]), str(data["engine"]), names("models"), names("languages"), names("voices"), pairs
+        )

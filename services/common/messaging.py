@@ -35,6 +35,10 @@ REVOCATIONS_MAX_AGE_SECONDS = 24 * 3600
 API_KEYS_BUCKET = "api_keys"
 # Core NATS: services report which keys they accepted (at most once a minute per key); auth records it.
 API_KEY_USED_SUBJECT = "auth.keys.used"
+# What each worker's engines can do (services/workers/offers.py): key `worker.<id>`, refreshed by the worker,
+# forgotten after OFFER_TTL_SECONDS; the jobs service's engine catalog reads it.
+ENGINE_OFFERS_BUCKET = "engine_offers"
+OFFER_TTL_SECONDS = 120.0
 # Core NATS (not JetStream): every jobs replica hears every stored change and feeds its watchers.
 CHANGES_PREFIX = "jobs.changes"
 # Core NATS: the projects service announces that who may do what on a project changed (a member added, removed
@@ -87,6 +91,11 @@ def api_key_key(key_id: str) -> str:
 def api_key_subject(key_id: str) -> str:
     """Subject that puts an API key's state into the bucket."""
     return f"$KV.{API_KEYS_BUCKET}.{api_key_key(key_id)}"
+
+
+def engine_offer_key(worker_id: str) -> str:
+    """Key of one worker's offers (its id made a valid key token)."""
+    return "worker." + "".join(c if c.isalnum() or c in "-_" else "_" for c in worker_id)
 
 
 def inbox_prefix(user: str) -> str:
@@ -185,11 +194,13 @@ BUCKET_OWNERS = {
     CANCEL_BUCKET: "jobs",
     REVOCATIONS_BUCKET: "auth",
     API_KEYS_BUCKET: "auth",
+    ENGINE_OFFERS_BUCKET: "jobs",
 }
 BUCKET_TTL_SECONDS = {
     CANCEL_BUCKET: 7 * 24 * 3600.0,
     REVOCATIONS_BUCKET: float(REVOCATIONS_MAX_AGE_SECONDS),
     API_KEYS_BUCKET: 0.0,  # no age limit: a key lives until it is revoked
+    ENGINE_OFFERS_BUCKET: OFFER_TTL_SECONDS,
 }
 
 

@@ -120,6 +120,7 @@ def permissions(component: str) -> Permissions:
             f"{API}.DIRECT.GET.{EVENTS_STREAM}",
             f"{API}.DIRECT.GET.{EVENTS_STREAM}.>",
             f"{API}.CONSUMER.INFO.{DISPATCH_STREAM}.*",
+            *_read_bucket(messaging.ENGINE_OFFERS_BUCKET, watch=True),
         ]
         return Permissions(tuple(publish), (inbox, f"{CHANGES_PREFIX}.*", f"{messaging.ACCESS_CHANGES_PREFIX}.*"))
     if component == "workers":
@@ -128,6 +129,9 @@ def permissions(component: str) -> Permissions:
             f"{API}.STREAM.INFO.{EVENTS_STREAM}",
             *_read_bucket(CANCEL_BUCKET, watch=False),
             WORK_QUEUES[EVENTS_STREAM].removesuffix("*") + ">",
+            # Each worker reports what its engines can do (the engine catalog); it reads nothing there.
+            f"$KV.{messaging.ENGINE_OFFERS_BUCKET}.>",
+            f"{API}.STREAM.INFO.{kv_stream(messaging.ENGINE_OFFERS_BUCKET)}",
         ]
         # Every job type a worker may consume (one durable consumer per type).
         for job_type in job_types.NAMES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
+from aiorch.jobs.v1 import engines_pb2_grpc, files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 
 from services.common.blobs import open_blob_store
 from services.common.bootstrap import ServiceCore
@@ -16,8 +16,9 @@ from services.jobs.cleanup import ProjectCleanup
 from services.jobs.edge.app import edge_app
 from services.jobs.edge.http_server import HttpEdge
 from services.jobs.edge.job_runs import JobRuns
+from services.jobs.engine_offers import EngineOffers
 from services.jobs.files import FileBook
-from services.jobs.handlers import FileServicer, JobResultServicer, JobServicer
+from services.jobs.handlers import EngineServicer, FileServicer, JobResultServicer, JobServicer
 from services.jobs.intake import EventIntake
 from services.jobs.models import OUTBOX
 from services.jobs.projects_client import ProjectsClient
@@ -66,6 +67,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
         await core.api_keys.wait_loaded(REVOCATIONS_LOAD_TIMEOUT_SECONDS)
         await edge.serve()
 
+    offers = EngineOffers()
     files = FileBook(db, blobs, settings.max_upload_bytes)
     results = ResultBook(db, access, blobs, broadcast, relay.wake)
     edge = HttpEdge(
@@ -98,6 +100,11 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
                 JobResultServicer(results),
                 results_pb2_grpc.add_JobResultServiceServicer_to_server,
             ),
+            Servicer(
+                "aiorch.jobs.v1.EngineService",
+                EngineServicer(offers),
+                engines_pb2_grpc.add_EngineServiceServicer_to_server,
+            ),
         ],
         background=[
             intake.run,
@@ -106,6 +113,7 @@ async def build_app(settings: JobsSettings) -> ServiceApp:
             queues.run,
             reaper.run,
             serve_edge,
+            functools.partial(offers.run, js),
         ],
         on_shutdown=[projects.close],
         on_drain=[hub.shutdown, edge.stop],

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiorch.jobs.v1 import (
+    engines_pb2,
+    engines_pb2_grpc,
     files_pb2,
     files_pb2_grpc,
     jobs_pb2,
@@ -18,6 +20,7 @@ from aiorch.jobs.v1 import (
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
+from services.common import engine_catalog
 from services.common.errors import InvalidArgument
 from services.common.interceptors import current_caller
 from services.common.job_params import JobParams
@@ -25,6 +28,7 @@ from services.common.job_params_proto import from_proto
 from services.common.streams import TimedStreamWriter
 from services.common.timestamps import from_timestamp, to_timestamp
 from services.jobs.book import JobBook, JobChanges, JobQuery, NewJob
+from services.jobs.engine_offers import CatalogEntry, EngineOffers
 from services.jobs.files import FileBook, UploadHeader
 from services.jobs.job_metrics import WATCH_STREAMS
 from services.jobs.results import ResultBook, iterate_in_thread
@@ -288,3 +292,32 @@ class JobResultServicer(results_pb2_grpc.JobResultServiceServicer):
             first = False
         if first:
             yield httpbody_pb2.HttpBody(content_type=download.content_type, data=b"")
+
+
+class EngineServicer(engines_pb2_grpc.EngineServiceServicer):
+    """The engine catalog."""
+
+    def __init__(self, offers: EngineOffers) -> None:
+        self._offers = offers
+
+    async def ListEngines(
+        self, request: engines_pb2.ListEnginesRequest, context: Context
+    ) -> engines_pb2.ListEnginesResponse:
+        current_caller()  # any authenticated caller may read it
+        return engines_pb2.ListEnginesResponse(engines=[_engine_entry(e) for e in self._offers.catalog()])
+
+
+def _engine_entry(entry: CatalogEntry) -> engines_pb2.EngineEntry:
+    voices = [engine_catalog.VOICES[name] for name in sorted(entry.voices) if name in engine_catalog.VOICES]
+    return engines_pb2.EngineEntry(
+        type=types_pb2.JobType.Value(entry.job_type),
+        engines=sorted(entry.engines),
+        workers=entry.workers,
+        models=sorted(entry.models),
+        languages=sorted(entry.languages),
+        voices=[
+            engines_pb2.EngineVoice(name=v.name, engine=v.engine, languages=list(v.languages), sex=v.sex)
+            for v in voices
+        ],
+        pairs=[engines_pb2.TranslationPair(source=s, target=t, via=v) for s, t, v in sorted(entry.pairs)],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from services.common.collector import settle_garbage_collector
 from services.common.config import WorkerSettings
 from services.common.job_types import NAMES as JOB_TYPE_NAMES
 from services.common.logging import get_logger
+from services.common.loops import run_forever
 from services.common.metrics_server import serve_metrics_and_health
 from services.workers.cancel import CancelFlags
 from services.workers.consumer import TypeConsumer, consumer_config
@@ -21,6 +23,7 @@ from services.workers.engines.registry import create_engine, parse_engine_overri
 from services.workers.input_limits import InputLimits
 from services.workers.inputs import UrlPolicy, parse_networks
 from services.workers.liveness import WorkerLiveness
+from services.workers.offers import offers, report_offers
 from services.workers.runtime import JobRunner, RuntimeConfig
 from services.workers.timelimit import parse_time_limits
 
@@ -123,6 +126,11 @@ async def run_workers(settings: WorkerSettings) -> None:
         ]
         for consumer in consumers:
             await consumer.open()
+        # What this worker's engines have, for the engine catalog (read from what is installed, once).
+        report = await asyncio.to_thread(offers, job_types, overrides)
+        reporting = asyncio.create_task(
+            run_forever("engine offers", functools.partial(report_offers, js, config.worker_id, report))
+        )
         log.info("worker ready", worker_id=config.worker_id, types=job_types, concurrency=settings.worker_concurrency)
         settle_garbage_collector()
         liveness.running(consumers, lambda: nc.is_connected)
@@ -135,6 +143,7 @@ async def run_workers(settings: WorkerSettings) -> None:
             if still_running:
                 runner.hand_back_all()
                 await asyncio.wait(still_running, timeout=config.stop_grace_seconds + HAND_BACK_SECONDS)
+        reporting.cancel()
         for consumer in consumers:
             await consumer.close()
         runner.close()

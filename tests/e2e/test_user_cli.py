@@ -418,3 +418,24 @@ def test_keys_are_created_listed_and_revoked_with_the_command(cli: Cli, editor: 
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.05)
     assert cli.json("keys", "list")["keys"] == []
+
+
+def test_engines_lists_what_the_workers_have(cli: Cli, editor: User, http: httpx.Client) -> None:
+    deadline = time.monotonic() + 60
+    while not (listed := cli.json("engines")["engines"]):
+        assert time.monotonic() < deadline, "no worker reported its engines"
+        time.sleep(1)
+    by_type = {e["type"]: e for e in listed}
+    assert set(by_type) == {"STT", "TTS", "VOICE_CLONING", "DUBBING", "AI_STORIES"}
+    assert by_type["STT"]["workers"] >= 1
+    assert {"base", "tiny.en"} <= set(by_type["STT"]["models"])
+    voices = {v["name"]: v for v in by_type["TTS"]["voices"]}
+    assert voices["joe"]["languages"] == ["en"]
+    assert voices["gongitsune"]["sex"] == "female"
+    assert {"source": "en", "target": "ca", "via": ""} in by_type["DUBBING"]["pairs"]
+    table = cli("engines")
+    assert table.returncode == 0
+    assert "joe" in table.stdout and "AI_STORIES" in table.stdout
+    rest = http.get("/api/engines/", headers={"authorization": f"Bearer {cli.stored()['access']}"})
+    assert rest.status_code == 200
+    assert {e["type"] for e in rest.json()["engines"]} == set(by_type)

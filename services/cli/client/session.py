@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import grpc
 from aiorch.auth.v1 import keys_pb2_grpc, profiles_pb2_grpc, tokens_pb2, tokens_pb2_grpc
-from aiorch.jobs.v1 import files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
+from aiorch.jobs.v1 import engines_pb2_grpc, files_pb2_grpc, jobs_pb2_grpc, results_pb2_grpc
 from aiorch.projects.v1 import projects_pb2_grpc
 
 from services.cli.client.credentials import Credentials, CredentialStore
@@ -112,6 +112,11 @@ class Session:
     def jobs(self) -> jobs_pb2_grpc.JobServiceStub:
         """JobService."""
         return jobs_pb2_grpc.JobServiceStub(self.channel)
+
+    @cached_property
+    def engines(self) -> engines_pb2_grpc.EngineServiceStub:
+        """EngineService (the engine catalog)."""
+        return engines_pb2_grpc.EngineServiceStub(self.channel)
 
     @cached_property
     def files(self) -> files_pb2_grpc.FileServiceStub:

@@ -69,6 +69,14 @@ def model_path() -> Path:
     return model_cache.joined("kokoro-82m-int8", _parts, MODEL_FILE, sha256) / MODEL_FILE
 
 
+def model_installed() -> bool:
+    """Whether the Kokoro wheels (presets and every model part) are installed, without joining anything."""
+    try:
+        return (resources.files(PACKAGE) / "data" / "model.sha256").is_file() and all(p.exists() for p in _parts())
+    except ModuleNotFoundError:
+        return False
+
+
 def _parts() -> list[Path]:
     return [Path(str(resources.files(package) / "part.bin")) for package in PART_PACKAGES]
 
