@@ -294,13 +294,7 @@ def _edge_cluster(edge: tuple[str, int] | None) -> str:
   - name: {EDGE_CLUSTER}
     type: STRICT_DNS
     connect_timeout: 2s
-    health_checks:
-    - timeout: {_seconds(HEALTH_CHECK_TIMEOUT_SECONDS)}
-      interval: {_seconds(HEALTH_CHECK_INTERVAL_SECONDS)}
-      no_traffic_interval: 2s
-      unhealthy_threshold: {UNHEALTHY_THRESHOLD}
-      healthy_threshold: 1
-      http_health_check: {{path: {EDGE_HEALTH_PATH}}}
+{_health_checks(f"http_health_check: {{path: {EDGE_HEALTH_PATH}}}")}
     load_assignment:
       cluster_name: {EDGE_CLUSTER}
       endpoints:
@@ -351,6 +345,17 @@ def unhealthy_within_seconds() -> float:
     return UNHEALTHY_THRESHOLD * HEALTH_CHECK_INTERVAL_SECONDS + HEALTH_CHECK_TIMEOUT_SECONDS
 
 
+def _health_checks(check: str) -> str:
+    """A cluster's active health checks, the same cadence for every upstream; `check` says how to ask."""
+    return f"""    health_checks:
+    - timeout: {_seconds(HEALTH_CHECK_TIMEOUT_SECONDS)}
+      interval: {_seconds(HEALTH_CHECK_INTERVAL_SECONDS)}
+      no_traffic_interval: 2s
+      unhealthy_threshold: {UNHEALTHY_THRESHOLD}
+      healthy_threshold: 1
+      {check}"""
+
+
 def _clusters(upstreams: list[Upstream]) -> str:
     blocks = []
     for up in upstreams:
@@ -368,13 +373,7 @@ def _clusters(upstreams: list[Upstream]) -> str:
     circuit_breakers:
       thresholds:
       - retry_budget: {{budget_percent: {{value: 20.0}}, min_retry_concurrency: 10}}
-    health_checks:
-    - timeout: {_seconds(HEALTH_CHECK_TIMEOUT_SECONDS)}
-      interval: {_seconds(HEALTH_CHECK_INTERVAL_SECONDS)}
-      no_traffic_interval: 2s
-      unhealthy_threshold: {UNHEALTHY_THRESHOLD}
-      healthy_threshold: 1
-      grpc_health_check: {{}}
+{_health_checks("grpc_health_check: {}")}
     load_assignment:
       cluster_name: {up.name}
       endpoints:

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import math
 
+import grpc
 from starlette.responses import JSONResponse
 
 from services.common import errors
+from services.common.status import code_for
 
-HTTP_STATUS: dict[type[errors.DomainError], int] = {
-    errors.InvalidArgument: 400,
-    errors.FailedPrecondition: 400,
-    errors.Unauthenticated: 401,
-    errors.PermissionDenied: 403,
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.ResourceExhausted: 429,
-    errors.Unavailable: 503,
-}
-# gRPC's numbers, as the gateway's own JSON errors carry them (`code`).
-GRPC_CODE: dict[type[errors.DomainError], int] = {
-    errors.InvalidArgument: 3,
-    errors.FailedPrecondition: 9,
-    errors.Unauthenticated: 16,
-    errors.PermissionDenied: 7,
-    errors.NotFound: 5,
-    errors.AlreadyExists: 6,
-    errors.ResourceExhausted: 8,
-    errors.Unavailable: 14,
+# The HTTP status of each gRPC code the domain errors map to (services/common/status.py), as Envoy's transcoder
+# answers them for the REST API.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
 }
 # OpenAI's error `type` per status.
 OPENAI_TYPE = {
@@ -40,7 +33,7 @@ OPENAI_TYPE = {
 
 def status_of(error: errors.DomainError) -> int:
     """The HTTP status of a domain error."""
-    return next((code for kind, code in HTTP_STATUS.items() if isinstance(error, kind)), 500)
+    return HTTP_STATUS.get(code_for(error), 500)
 
 
 def _headers(error: errors.DomainError) -> dict[str, str]:
@@ -51,7 +44,7 @@ def _headers(error: errors.DomainError) -> dict[str, str]:
 
 def gateway_error(error: errors.DomainError) -> JSONResponse:
     """The error as the gateway's REST answers give it: {code, message, details}."""
-    code = next((c for kind, c in GRPC_CODE.items() if isinstance(error, kind)), 13)
+    code = code_for(error).value[0]
     return JSONResponse(
         {"code": code, "message": error.message, "details": []}, status_of(error), headers=_headers(error)
     )

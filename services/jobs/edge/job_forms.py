@@ -22,7 +22,6 @@ from services.common.interceptors import Authenticator
 from services.jobs.edge.body_limit import BodyTooLarge
 from services.jobs.edge.http_errors import gateway_error
 from services.jobs.edge.job_runs import JobRuns
-from services.jobs.edge.openai_audio import UPLOAD_CHUNK
 from services.jobs.handlers import new_job
 from services.jobs.wire import job_message, result_message
 
@@ -102,9 +101,7 @@ class JobForms:
                 if isinstance(value, UploadFile):
                     if name != "input_file":
                         raise InvalidArgument(f"the only file part is input_file, not {name!r}")
-                    stored = await self._runs.upload(
-                        caller, value.filename or "input", value.content_type or "", _chunks(value)
-                    )
+                    stored = await self._runs.upload(caller, value, "input")
                     fields["input_file_id"] = str(stored.id)
                     continue
                 key = _ALIASES.get(name, name)
@@ -116,8 +113,3 @@ class JobForms:
                 else:
                     fields[key] = value
         return fields
-
-
-async def _chunks(upload: UploadFile) -> Any:
-    while chunk := await upload.read(UPLOAD_CHUNK):
-        yield chunk

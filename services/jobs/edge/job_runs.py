@@ -13,6 +13,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from starlette.datastructures import UploadFile
+
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.identity import Caller
 from services.jobs.book import JobBook, NewJob
@@ -21,6 +23,8 @@ from services.jobs.projects_client import ProjectsClient
 from services.jobs.results import ResultBook
 from services.jobs.views import FileView, JobView, ResultView
 from services.jobs.watching import JobWatch
+
+UPLOAD_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,10 @@ class JobRuns:
         self._watch = watch
         self._projects = projects
 
-    async def upload(self, caller: Caller, filename: str, content_type: str, chunks: AsyncIterator[bytes]) -> FileView:
-        """Store an input file (size limit and media sniffing as for every upload)."""
-        return await self._files.upload(caller, UploadHeader(filename=filename, content_type=content_type), chunks)
+    async def upload(self, caller: Caller, upload: UploadFile, default_name: str) -> FileView:
+        """Store a form's file as an input (size limit and media sniffing as for every upload)."""
+        header = UploadHeader(filename=upload.filename or default_name, content_type=upload.content_type or "")
+        return await self._files.upload(caller, header, _chunks(upload))
 
     async def create(self, caller: Caller, new: NewJob) -> JobView:
         """Create the job."""
@@ -93,3 +98,8 @@ def final_or_error(finished: Finished) -> ResultView:
         reason = finished.job.error or finished.job.status.name.lower()
         raise InvalidArgument(f"job {finished.job.id} {finished.job.status.name.lower()}: {reason}")
     return finished.result
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(UPLOAD_CHUNK):
+        yield chunk

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -31,7 +31,6 @@ TRANSCRIPT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 # OpenAI's speed range; what the engines can do (MIN_RATE-MAX_RATE words per minute) is checked below.
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-UPLOAD_CHUNK = 256 * 1024
 CREATED = int(time.time())
 
 Handler = Callable[[Request, Caller], Awaitable[Response]]
@@ -97,9 +96,7 @@ class OpenAiAudio:
                 temperature=_temperature(_text(form.get("temperature"))),
             )
             project = await self._runs.project_for(caller, request.headers.get("openai-project", ""))
-            stored = await self._runs.upload(
-                caller, upload.filename or "audio", upload.content_type or "", _chunks(upload)
-            )
+            stored = await self._runs.upload(caller, upload, "audio")
         new = NewJob(
             project_id=project,
             type=job_types.STT.name,
@@ -170,11 +167,6 @@ class OpenAiAudio:
 
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
-
-
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(UPLOAD_CHUNK):
-        yield chunk
 
 
 def _models_of(job_type: str) -> list[str]:
